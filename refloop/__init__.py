@@ -1,0 +1,3 @@
+"""refloop: referral relationship management for specialty practices."""
+
+__version__ = "0.1.0"

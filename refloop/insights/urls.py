@@ -1,0 +1,8 @@
+from django.urls import path
+
+from refloop.insights import views
+
+app_name = "insights"
+urlpatterns = [
+    path("", views.home, name="home"),
+]

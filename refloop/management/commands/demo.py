@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from django.core.management import BaseCommand, call_command
+
+from refloop import demo
+from refloop.demo.frame import LOGINS
+
+
+class Command(BaseCommand):
+    help = "Migrate, load the demo practice (once), print the logins, and serve it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-serve", action="store_true", help="load the demo practice and stop")
+        parser.add_argument("--seed", type=int, default=2026)
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+
+    def handle(self, *args, no_serve: bool, seed: int, host: str, port: int, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        context = demo.load(seed=seed, scale="small")
+        if context is None:
+            self.stdout.write("The demo practice is already loaded; nothing was added.")
+        else:
+            made = ", ".join(f"{n} {name}" for name, n in context.created.items())
+            self.stdout.write(f"Loaded the demo practice (seed {seed}): {made}.")
+        self._print_logins(host, port)
+        if not no_serve:
+            call_command("serve", host=host, port=port)
+
+    def _print_logins(self, host: str, port: int) -> None:
+        self.stdout.write("")
+        self.stdout.write(
+            f"  Open http://{host}:{port}/ and log in as one of (password: {demo.DEMO_PASSWORD}):"
+        )
+        seen_roles = set()
+        for username, role, *_ in LOGINS:
+            if role in seen_roles:
+                continue
+            seen_roles.add(role)
+            self.stdout.write(f"    {role.label:<22} {username}")
+        self.stdout.write("")

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from django.core.management import BaseCommand, call_command
+
+
+class Command(BaseCommand):
+    help = "Run background work (letters, delivery, retries, nightly scans) from the database task queue."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--interval", type=float, default=1.0, help="seconds between polls when idle")
+        parser.add_argument("--max-tasks", type=int, default=None, help="exit after this many tasks")
+        parser.add_argument("--batch", action="store_true", help="exit when the queue is empty")
+
+    def handle(self, *args, interval: float, max_tasks: int | None, batch: bool, **options):
+        call_command(
+            "db_worker",
+            interval=interval,
+            max_tasks=max_tasks,
+            batch=batch,
+            reload=False,
+            startup_delay=False,
+            verbosity=options["verbosity"],
+        )

@@ -1,0 +1,104 @@
+"""The practice that runs refloop: its profile (letterhead), locations, clinicians and holidays.
+
+The practice is one row: refloop serves one specialty practice (or one service line) per installation.
+Locations and clinicians are where and by whom referred patients are seen; holidays feed business-day SLAs.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from refloop.lib.validators import validate_npi, validate_us_state
+
+
+class Practice(models.Model):
+    name = models.CharField(max_length=200)
+    specialty = models.CharField(max_length=100, help_text="e.g. Orthopaedics, Cardiology, Oral surgery")
+    npi = models.CharField("Organization NPI", max_length=10, blank=True, validators=[validate_npi])
+    phone = models.CharField(max_length=40, blank=True)
+    fax = models.CharField(max_length=40, blank=True)
+    email = models.EmailField(blank=True)
+    website = models.CharField(max_length=200, blank=True)
+    address_line1 = models.CharField("Address", max_length=200, blank=True)
+    address_line2 = models.CharField("Address line 2", max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=2, blank=True, validators=[validate_us_state])
+    postal_code = models.CharField("ZIP", max_length=10, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def current(cls) -> Practice | None:
+        return cls.objects.order_by("pk").first()
+
+
+class Location(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    address_line1 = models.CharField("Address", max_length=200)
+    address_line2 = models.CharField("Address line 2", max_length=200, blank=True)
+    city = models.CharField(max_length=100)
+    state = models.CharField(max_length=2, validators=[validate_us_state])
+    postal_code = models.CharField("ZIP", max_length=10)
+    phone = models.CharField(max_length=40, blank=True)
+    fax = models.CharField(max_length=40, blank=True)
+    hours = models.CharField(max_length=200, blank=True, help_text="e.g. Mon-Fri 8:00-17:00")
+    is_active = models.BooleanField("Active", default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def one_line_address(self) -> str:
+        parts = [self.address_line1, self.address_line2, f"{self.city}, {self.state} {self.postal_code}"]
+        return ", ".join(p for p in parts if p)
+
+
+class Clinician(models.Model):
+    """A specialist of the practice who sees referred patients and signs consult reports."""
+
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    credentials = models.CharField(max_length=40, blank=True, help_text="e.g. MD, DO, DDS, PA-C")
+    npi = models.CharField("NPI", max_length=10, unique=True, validators=[validate_npi])
+    specialty = models.CharField(max_length=100, blank=True)
+    email = models.EmailField(blank=True)
+    locations = models.ManyToManyField(Location, related_name="clinicians", blank=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="clinician",
+        help_text="The login this clinician uses to sign reports.",
+    )
+    is_active = models.BooleanField("Active", default=True)
+
+    class Meta:
+        ordering = ["last_name", "first_name"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        name = f"{self.first_name} {self.last_name}"
+        return f"{name}, {self.credentials}" if self.credentials else name
+
+
+class Holiday(models.Model):
+    """A day the practice is closed; due times skip it like a weekend."""
+
+    date = models.DateField(unique=True)
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.date:%Y-%m-%d})"

@@ -1,0 +1,17 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from refloop import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("search/", views.search, name="search"),
+    path("referrals/", include("refloop.referrals.urls")),
+    path("directory/", include("refloop.directory.urls")),
+    path("outreach/", include("refloop.outreach.urls")),
+    path("insights/", include("refloop.insights.urls")),
+    path("settings/", include("refloop.practice.urls")),
+]

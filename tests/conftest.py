@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from refloop.accounts.roles import Role
+
+PASSWORD = "plum-orchard-lantern-42"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Argon2 is slow by design and the suite logs in hundreds of times; tests/accounts checks Argon2."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def make_user(username: str, role: Role, **extra):
+    return get_user_model().objects.create_user(
+        username=username,
+        password=PASSWORD,
+        role=role,
+        first_name=username.title(),
+        last_name="Tester",
+        **extra,
+    )
+
+
+@pytest.fixture
+def users(db) -> dict:
+    """One named user per role, plus `outsider`: a former employee whose account is deactivated."""
+    people = {role.value: make_user(role.value, role) for role in Role}
+    people["outsider"] = make_user("outsider", Role.COORDINATOR, is_active=False)
+    return people
+
+
+@pytest.fixture
+def client_as(users):
+    """client_as("liaison") -> a test client logged in as that named user."""
+
+    def login(name: str) -> Client:
+        client = Client()
+        client.force_login(users[name])
+        return client
+
+    return login
