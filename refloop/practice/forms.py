@@ -9,7 +9,12 @@ from refloop.directory.models import Territory
 from refloop.practice.models import Clinician, Holiday, Location, Practice
 
 
-class PracticeForm(forms.ModelForm):
+class StateCodeMixin:
+    def clean_state(self) -> str:
+        return self.cleaned_data["state"].strip().upper()
+
+
+class PracticeForm(StateCodeMixin, forms.ModelForm):
     class Meta:
         model = Practice
         fields = [
@@ -28,7 +33,7 @@ class PracticeForm(forms.ModelForm):
         ]
 
 
-class LocationForm(forms.ModelForm):
+class LocationForm(StateCodeMixin, forms.ModelForm):
     class Meta:
         model = Location
         fields = [

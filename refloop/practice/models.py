@@ -12,7 +12,26 @@ from django.db import models
 from refloop.lib.validators import validate_npi, validate_us_state
 
 
-class Practice(models.Model):
+class PostalAddress(models.Model):
+    address_line1 = models.CharField("Address", max_length=200, blank=True)
+    address_line2 = models.CharField("Address line 2", max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=2, blank=True, validators=[validate_us_state])
+    postal_code = models.CharField("ZIP", max_length=10, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def one_line_address(self) -> str:
+        city_line = " ".join(
+            p for p in [f"{self.city}," if self.city else "", self.state, self.postal_code] if p
+        )
+        parts = [self.address_line1, self.address_line2, city_line.rstrip(",")]
+        return ", ".join(p for p in parts if p)
+
+
+class Practice(PostalAddress):
     name = models.CharField(max_length=200)
     specialty = models.CharField(max_length=100, help_text="e.g. Orthopaedics, Cardiology, Oral surgery")
     npi = models.CharField("Organization NPI", max_length=10, blank=True, validators=[validate_npi])
@@ -20,11 +39,6 @@ class Practice(models.Model):
     fax = models.CharField(max_length=40, blank=True)
     email = models.EmailField(blank=True)
     website = models.CharField(max_length=200, blank=True)
-    address_line1 = models.CharField("Address", max_length=200, blank=True)
-    address_line2 = models.CharField("Address line 2", max_length=200, blank=True)
-    city = models.CharField(max_length=100, blank=True)
-    state = models.CharField(max_length=2, blank=True, validators=[validate_us_state])
-    postal_code = models.CharField("ZIP", max_length=10, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -35,13 +49,8 @@ class Practice(models.Model):
         return cls.objects.order_by("pk").first()
 
 
-class Location(models.Model):
+class Location(PostalAddress):
     name = models.CharField(max_length=120, unique=True)
-    address_line1 = models.CharField("Address", max_length=200)
-    address_line2 = models.CharField("Address line 2", max_length=200, blank=True)
-    city = models.CharField(max_length=100)
-    state = models.CharField(max_length=2, validators=[validate_us_state])
-    postal_code = models.CharField("ZIP", max_length=10)
     phone = models.CharField(max_length=40, blank=True)
     fax = models.CharField(max_length=40, blank=True)
     hours = models.CharField(max_length=200, blank=True, help_text="e.g. Mon-Fri 8:00-17:00")
@@ -52,11 +61,6 @@ class Location(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def one_line_address(self) -> str:
-        parts = [self.address_line1, self.address_line2, f"{self.city}, {self.state} {self.postal_code}"]
-        return ", ".join(p for p in parts if p)
 
 
 class Clinician(models.Model):
