@@ -44,3 +44,19 @@ def client_as(users):
         return client
 
     return login
+
+
+@pytest.fixture(scope="session")
+def reference_dir():
+    """The real standards artefacts in ../shared/reference (never copied into this repository)."""
+    import os
+    from pathlib import Path
+
+    path = Path(
+        os.environ.get("REFLOOP_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference")
+    )
+    if not path.is_dir():
+        pytest.fail(
+            f"the reference artefacts are missing: expected them at {path} (set REFLOOP_REFERENCE_DIR)"
+        )
+    return path

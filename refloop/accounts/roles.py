@@ -25,6 +25,8 @@ MATRIX: dict[str, frozenset[Role]] = {
     "referrals.edit": frozenset({A, M, C}),
     "directory.view": frozenset({A, M, C, L, K}),
     "directory.edit": frozenset({A, M, C, L}),
+    "directory.merge": frozenset({A, M, C}),
+    "directory.export": frozenset({A, M, C, L}),
     "outreach.view": frozenset({A, M, L}),
     "outreach.edit": frozenset({A, M, L}),
     "insights.view": frozenset({A, M}),
