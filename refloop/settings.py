@@ -70,6 +70,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "refloop.accounts.context_processors.navigation",
             ],
+            "builtins": ["refloop.accounts.templatetags.refloop_tags"],
         },
     },
 ]

@@ -62,9 +62,9 @@ Step = Callable[[DemoContext], None]
 
 
 def _steps() -> list[Step]:
-    from refloop.demo import frame
+    from refloop.demo import directory, frame
 
-    return [frame.build]
+    return [frame.build, directory.build]
 
 
 def is_loaded() -> bool:

@@ -27,10 +27,24 @@ from refloop.directory.models import (
 
 # The fields the NPPES import (file or API) keeps up to date, unless a person has edited them.
 PROVIDER_IMPORTED_FIELDS = (
-    "first_name", "middle_name", "last_name", "name_prefix", "name_suffix", "credentials", "taxonomy_code",
-    "specialty", "address_line1", "address_line2", "city", "state", "postal_code", "phone", "fax",
-    "deactivated_on", "is_active",
-)  # fmt: skip
+    "first_name",
+    "middle_name",
+    "last_name",
+    "name_prefix",
+    "name_suffix",
+    "credentials",
+    "taxonomy_code",
+    "specialty",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "phone",
+    "fax",
+    "deactivated_on",
+    "is_active",
+)
 PRACTICE_IMPORTED_FIELDS = ("name", "phone", "fax", "deactivated_on", "is_active")
 
 
@@ -44,9 +58,16 @@ def digits(text: str) -> str:
 
 def provider_search_text(provider: ReferringProvider) -> str:
     parts = [
-        provider.first_name, provider.last_name, provider.npi, provider.credentials, provider.specialty,
-        provider.city, provider.postal_code, digits(provider.phone), digits(provider.fax),
-    ]  # fmt: skip
+        provider.first_name,
+        provider.last_name,
+        provider.npi,
+        provider.credentials,
+        provider.specialty,
+        provider.city,
+        provider.postal_code,
+        digits(provider.phone),
+        digits(provider.fax),
+    ]
     return " ".join(p for p in parts if p).lower()[:400]
 
 
@@ -117,18 +138,24 @@ def provider_update(
 ) -> ReferringProvider:
     """A person's edit of a provider; the imported fields they change become theirs."""
     return _entry_update(
-        provider, changes=changes, expected_version=expected_version, by_person=True,
+        provider,
+        changes=changes,
+        expected_version=expected_version,
+        by_person=True,
         imported=PROVIDER_IMPORTED_FIELDS,
-    )  # fmt: skip
+    )
 
 
 def practice_update(
     *, practice: ReferringPractice, changes: dict[str, Any], expected_version: int | None = None
 ) -> ReferringPractice:
     return _entry_update(
-        practice, changes=changes, expected_version=expected_version, by_person=True,
+        practice,
+        changes=changes,
+        expected_version=expected_version,
+        by_person=True,
         imported=PRACTICE_IMPORTED_FIELDS,
-    )  # fmt: skip
+    )
 
 
 def location_save(*, location: PracticeLocation) -> PracticeLocation:
@@ -158,9 +185,11 @@ def affiliation_set(
         raise ValidationError({"location": "That location belongs to another practice."})
     with transaction.atomic():
         affiliation, _ = ProviderPractice.objects.update_or_create(
-            provider=provider, practice=practice, location=location,
+            provider=provider,
+            practice=practice,
+            location=location,
             defaults={"days": sorted(set(days), key=_weekday_order), "is_primary": is_primary},
-        )  # fmt: skip
+        )
         if is_primary:
             provider.affiliations.exclude(pk=affiliation.pk).update(is_primary=False)
         if provider.territory_id is None and practice.territory_id is not None:
