@@ -40,6 +40,9 @@ INSTALLED_APPS = [
     "refloop.accounts",
     "refloop.practice",
     "refloop.directory",
+    "refloop.referrals",
+    "refloop.outreach",
+    "refloop.insights",
 ]
 
 MIDDLEWARE = [

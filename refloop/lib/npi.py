@@ -16,9 +16,7 @@ def npi_check_digit(base: str) -> int:
     total = _PREFIX_SUM
     for position, char in enumerate(reversed(base)):
         digit = int(char)
-        if (
-            position % 2 == 0
-        ):  # rightmost digit of the base is doubled (the check digit will sit to its right)
+        if position % 2 == 0:  # rightmost digit of the base is doubled (the check digit will sit to its right)
             digit *= 2
             if digit > 9:
                 digit -= 9

@@ -6,9 +6,13 @@ Locations and clinicians are where and by whom referred patients are seen; holid
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 from django.conf import settings
 from django.db import models
 
+from refloop.lib.business_time import BusinessCalendar
 from refloop.lib.validators import validate_npi, validate_us_state
 
 
@@ -106,3 +110,54 @@ class Holiday(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.date:%Y-%m-%d})"
+
+
+class ServiceLevels(models.Model):
+    """The practice's promises to referring offices: how fast each step of the loop must happen.
+
+    One row. Business days skip weekends and the practice's holidays; "close" is the end of the business day.
+    """
+
+    first_contact_days_routine = models.PositiveSmallIntegerField(
+        "First contact, routine (business days)", default=1
+    )
+    first_contact_days_urgent = models.PositiveSmallIntegerField(
+        "First contact, urgent (business days; 0 = same day)", default=0
+    )
+    first_contact_hours_stat = models.PositiveSmallIntegerField("First contact, stat (business hours)", default=2)
+    schedule_days_routine = models.PositiveSmallIntegerField("Scheduled, routine (business days)", default=5)
+    schedule_days_urgent = models.PositiveSmallIntegerField("Scheduled, urgent (business days)", default=2)
+    schedule_days_stat = models.PositiveSmallIntegerField("Scheduled, stat (business days)", default=1)
+    report_days = models.PositiveSmallIntegerField("Consult report after the visit (business days)", default=2)
+    send_back_days = models.PositiveSmallIntegerField("Patient sent back after the report (days)", default=7)
+    follow_up_days = models.PositiveSmallIntegerField("Follow-up after a no-show (business days)", default=1)
+    stalled_after_days = models.PositiveSmallIntegerField("Stalled after no change for (days)", default=5)
+    opens = models.TimeField("Business day opens", default=dt.time(8, 0))
+    closes = models.TimeField("Business day closes", default=dt.time(17, 0))
+    default_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Owner of referrals that arrive with nobody assigned (web form, FHIR, HL7, import).",
+    )
+
+    class Meta:
+        verbose_name_plural = "service levels"
+
+    def __str__(self) -> str:
+        return "Service levels"
+
+    @classmethod
+    def current(cls) -> ServiceLevels:
+        levels, _ = cls.objects.get_or_create(pk=1)
+        return levels
+
+    def calendar(self) -> BusinessCalendar:
+        return BusinessCalendar(
+            tz=ZoneInfo(settings.TIME_ZONE),
+            holidays=frozenset(Holiday.objects.values_list("date", flat=True)),
+            opens=self.opens,
+            closes=self.closes,
+        )

@@ -1,0 +1,78 @@
+"""Helpers shared by the benchmarks: isolated databases at the design scale, timing and tables."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "var" / "bench"
+PG_ADMIN_URL = os.environ.get("REFLOOP_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def leg_env(leg: str, name: str) -> dict[str, str]:
+    """Environment for a benchmark process on SQLite or PostgreSQL, never touching var/refloop.sqlite3."""
+    data_dir = BENCH_DIR / f"{name}-{leg}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(
+        {
+            "REFLOOP_DEBUG": "1",
+            "REFLOOP_DATA_DIR": str(data_dir),
+            "DJANGO_SETTINGS_MODULE": "refloop.settings",
+        }
+    )
+    if leg == "postgres":
+        database = f"refloop_bench_{name}"
+        _ensure_pg_database(database)
+        env["DATABASE_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"
+    return env
+
+
+def _ensure_pg_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def run_leg(module: str, leg: str, name: str, *args: str) -> str:
+    """Run `python -m module --leg leg` in its own process (Django settings are per process)."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--leg", leg, *args],
+        env=leg_env(leg, name), cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"{module} --leg {leg} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    """Milliseconds of each of `repeat` calls."""
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {"n": len(samples), "p50": statistics.median(ordered), "p95": p95, "max": ordered[-1]}
+
+
+def table(rows: list[list[object]], header: list[str]) -> str:
+    cells = [header] + [[f"{c:.1f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
