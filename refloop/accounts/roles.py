@@ -23,6 +23,7 @@ A, M, C, L, K = Role.ADMIN, Role.MANAGER, Role.COORDINATOR, Role.LIAISON, Role.C
 MATRIX: dict[str, frozenset[Role]] = {
     "referrals.view": frozenset({A, M, C, K}),
     "referrals.edit": frozenset({A, M, C}),
+    "referrals.import": frozenset({A, M, C}),
     "directory.view": frozenset({A, M, C, L, K}),
     "directory.edit": frozenset({A, M, C, L}),
     "directory.merge": frozenset({A, M, C}),
