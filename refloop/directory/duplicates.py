@@ -11,6 +11,7 @@ The functions here only read; merging is in `merge.py`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
@@ -18,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from refloop.directory.models import Merge, PracticeLocation, ReferringPractice, ReferringProvider
 
@@ -27,6 +28,11 @@ MIN_SCORE = 70
 # Below this name similarity two records are different people or offices, whatever else they share: the
 # doctors of one group practice share its phone and address.
 NAME_FLOOR = 75
+# Office names are longer and share more words by chance ("Riverside Cardiology", "Riverside Dermatology").
+PRACTICE_NAME_FLOOR = 85
+# Jane and John Smith at one address with one phone are a couple, not a duplicate: first names this far
+# apart ("Diana"/"Duane") are two people, while "Jon"/"John", "C"/"Christina", "Bill"/"William" pass.
+FIRST_NAME_FLOOR = 70
 # A block this big says nothing about identity (a hospital switchboard shared by hundreds of providers, the
 # commonest surname in one ZIP). Its members still meet through their other blocks; skipping it keeps the
 # number of scored pairs near-linear in the size of the directory.
@@ -38,8 +44,14 @@ NAME_WEIGHT = 0.6
 SPARSE_NAME_WEIGHT = 0.85
 SAME_ADDRESS, SIMILAR_ADDRESS, SAME_ZIP = 25, 15, 10
 SAME_NUMBER = 25
-FIRST_NAMES_DIFFER = 30
 DIFFERENT_NPIS = 20
+
+PROVIDER_FIELDS = (
+    "id", "npi", "first_name", "last_name", "credentials", "specialty", "address_line1", "city",
+    "postal_code", "phone", "fax", "report_fax", "email",
+)  # fmt: skip
+PRACTICE_FIELDS = ("id", "npi", "name", "phone", "fax", "email", "website")
+LOCATION_FIELDS = ("practice_id", "address_line1", "postal_code", "phone", "fax")
 
 # Words that say nothing about which person or office a name belongs to.
 _PERSON_NOISE = {
@@ -48,14 +60,35 @@ _PERSON_NOISE = {
 }  # fmt: skip
 _PRACTICE_NOISE = {
     "the", "of", "and", "llc", "inc", "pc", "pllc", "pa", "ltd", "corp", "co", "lp", "llp", "sc", "psc",
+    "assoc", "assocs", "grp",
 }  # fmt: skip
+# Generic words of office names, dropped even when misspelt ("Physsicians"), so that "Riverside Pediatrics"
+# and "Riverside Pediatric Associates" compare as the one office they are.
+_PRACTICE_GENERIC = (
+    "associates", "group", "partners", "clinic", "physicians", "specialists", "practice", "offices",
+)  # fmt: skip
 _STREET_WORDS = {
     "street": "st", "avenue": "ave", "av": "ave", "road": "rd", "drive": "dr", "boulevard": "blvd",
     "lane": "ln", "court": "ct", "place": "pl", "parkway": "pkwy", "highway": "hwy", "suite": "ste",
     "building": "bldg", "floor": "fl", "north": "n", "south": "s", "east": "e", "west": "w",
     "circle": "cir", "terrace": "ter", "square": "sq", "center": "ctr", "centre": "ctr",
 }  # fmt: skip
+# Common given names and their short forms, as they appear on referral forms.
+_NICKNAMES = {
+    "william": "bill will billy", "robert": "bob rob bobby", "richard": "rick rich", "james": "jim jimmy",
+    "john": "jack", "michael": "mike", "joseph": "joe", "thomas": "tom", "charles": "chuck charlie",
+    "christopher": "chris", "daniel": "dan danny", "matthew": "matt", "anthony": "tony", "steven": "steve",
+    "stephen": "steve", "edward": "ed ted", "andrew": "andy drew", "nicholas": "nick", "benjamin": "ben",
+    "samuel": "sam", "alexander": "alex", "jonathan": "jon", "timothy": "tim", "gregory": "greg",
+    "elizabeth": "liz beth betty", "katherine": "kate kathy katie", "catherine": "cathy kate",
+    "jennifer": "jen jenny", "margaret": "maggie peggy meg", "patricia": "pat patty trish",
+    "susan": "sue", "deborah": "debbie deb", "rebecca": "becky", "kimberly": "kim", "victoria": "vicky",
+}  # fmt: skip
+_NICKNAME_PAIRS = frozenset(
+    frozenset((formal, short)) for formal, shorts in _NICKNAMES.items() for short in shorts.split()
+)
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
+_NOT_DIGIT = re.compile(r"\D")
 
 
 @dataclass(frozen=True)
@@ -77,6 +110,7 @@ class Record:
     name: str
     npi: str = ""
     first: str = ""
+    last: str = ""
     addresses: list[tuple[str, str]] = field(default_factory=list)  # (ZIP5, normalized street line)
     numbers: dict[str, str] = field(default_factory=dict)  # digits -> "phone" or "fax"
     fullness: int = 0
@@ -89,13 +123,22 @@ class Record:
 
 def words(text: str, noise: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """Lower-case ASCII words of `text`, accents folded ("Peña" matches "Pena"), noise words dropped."""
-    folded = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode().lower()
-    return [w for w in _NOT_WORD.split(folded) if w and w not in noise]
+    text = text or ""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return [w for w in _NOT_WORD.split(text.lower()) if w and w not in noise]
+
+
+@functools.lru_cache(maxsize=20_000)
+def _generic(word: str) -> bool:
+    if len(word) < 5:
+        return False
+    return process.extractOne(word, _PRACTICE_GENERIC, scorer=fuzz.ratio, score_cutoff=85) is not None
 
 
 def phone_digits(text: str) -> str:
     """The ten digits of a US number, or "" when there are not ten (extensions and junk say nothing)."""
-    number = re.sub(r"\D", "", text or "")
+    number = _NOT_DIGIT.sub("", text or "")
     if len(number) == 11 and number.startswith("1"):
         number = number[1:]
     if len(number) != 10 or len(set(number)) == 1:
@@ -108,7 +151,7 @@ def street(text: str) -> str:
 
 
 def zip5(text: str) -> str:
-    digits = re.sub(r"\D", "", text or "")
+    digits = _NOT_DIGIT.sub("", text or "")
     return digits[:5] if len(digits) >= 5 else ""
 
 
@@ -127,14 +170,15 @@ def _add_address(record: Record, line1: str, postal_code: str) -> None:
 
 def provider_record(row: dict) -> Record:
     """A provider's Record from a `values()` row of the fields in PROVIDER_FIELDS."""
-    first = "".join(words(row["first_name"], _PERSON_NOISE))
+    first_words = words(row["first_name"], _PERSON_NOISE)
     last_words = words(row["last_name"], _PERSON_NOISE)
-    last = "".join(last_words)
+    first, last = "".join(first_words), "".join(last_words)
     record = Record(
         pk=row["id"],
-        name=" ".join(words(row["first_name"], _PERSON_NOISE) + last_words),
+        name=" ".join(first_words + last_words),
         npi=row["npi"],
         first=first,
+        last=last,
         fullness=sum(1 for name in PROVIDER_FIELDS if row.get(name)),
     )
     _add_numbers(record, [row["phone"]], [row["fax"], row["report_fax"]])
@@ -147,7 +191,8 @@ def provider_record(row: dict) -> Record:
 
 def practice_record(row: dict, locations: Sequence[dict]) -> Record:
     """A practice's Record: its own phone and fax plus every location's address, phone and fax."""
-    name_words = words(row["name"], _PRACTICE_NOISE)
+    all_words = words(row["name"], _PRACTICE_NOISE)
+    name_words = [w for w in all_words if not _generic(w)] or all_words
     record = Record(
         pk=row["id"],
         name=" ".join(name_words),
@@ -186,11 +231,31 @@ def candidate_pairs(records: Sequence[Record]) -> set[tuple[int, int]]:
     return pairs
 
 
-def _first_names_differ(a: str, b: str) -> bool:
-    """"Jon"/"John" and "J"/"John" may be one person; "Jane"/"John" at one address are usually a couple."""
-    if len(a) < 2 or len(b) < 2:
-        return bool(a and b and a[0] != b[0])
-    return not (a.startswith(b) or b.startswith(a)) and fuzz.ratio(a, b) < 60
+def name_similarity(a: str, b: str) -> float:
+    """token_sort_ratio forgives words in another order ("Smith John"); plain ratio forgives a typo in a
+    word's first letter ("linic"), which moves that word elsewhere in the sorted order."""
+    return max(fuzz.token_sort_ratio(a, b), fuzz.ratio(a, b))
+
+
+def first_name_similarity(a: str, b: str) -> int:
+    """How alike two first names are as names of one person: "C" fits "Christina", "Bill" fits "William"."""
+    if not a or not b:
+        return 70  # one record has no first name: nothing for or against
+    if a == b:
+        return 100
+    if len(a) == 1 or len(b) == 1:
+        return 85 if a[0] == b[0] else 0
+    if a.startswith(b) or b.startswith(a) or frozenset((a, b)) in _NICKNAME_PAIRS:
+        return 90
+    return round(fuzz.ratio(a, b))
+
+
+def last_names_agree(a: str, b: str) -> bool:
+    """A typo ("Jonhson") or a double-barrelled form ("Smith-Jones") still agrees; "Sparks" and "Perkins"
+    do not, however alike the full names look next to a shared first name."""
+    if not a or not b:
+        return True
+    return a in b or b in a or fuzz.ratio(a, b) >= 75
 
 
 def _address_points(a: Record, b: Record) -> tuple[int, str]:
@@ -221,23 +286,30 @@ def _number_reason(a: Record, b: Record) -> str:
 def score_pair(a: Record, b: Record, *, people: bool) -> tuple[int, list[str]] | None:
     """How likely two records are one (0-100) and why, or None when they are clearly not one.
 
-    The name carries at most 60 points; a shared address and a shared number 25 each, so a pair needs the name
-    and some agreement about where the office is. Two providers with different NPIs are different people
-    (an NPI belongs to one person for life); an organization may hold several, so practices only lose points.
+    The name carries at most 60 points, a shared address and a shared number 25 each, so a pair needs the name
+    and some agreement about where the office is; when one record has neither (a stub typed from a referral)
+    the name carries 85. A shared NPI settles it. Two providers with different NPIs are different people (an
+    NPI belongs to one person for life), as are two whose last or first names clearly differ; an organization
+    may hold several NPIs, so practices only lose points for it.
     """
     same_npi = bool(a.npi) and a.npi == b.npi
     if people and a.npi and b.npi and not same_npi:
         return None
-    name = fuzz.token_sort_ratio(a.name, b.name)
-    if name < NAME_FLOOR and not same_npi:
+    name = round(name_similarity(a.name, b.name))
+    first = 100
+    if people:
+        if not (last_names_agree(a.last, b.last) or name >= 95 or same_npi):
+            return None
+        first = first_name_similarity(a.first, b.first)
+        if first < FIRST_NAME_FLOOR and not same_npi:
+            return None
+        name = max(name, round(0.6 * fuzz.ratio(a.last, b.last) + 0.4 * first))
+    if name < (NAME_FLOOR if people else PRACTICE_NAME_FLOOR) and not same_npi:
         return None
     reasons = ["same NPI"] if same_npi else []
     reasons.append("same name" if name == 100 else f"name {name:.0f}% similar")
     weight = SPARSE_NAME_WEIGHT if a.sparse or b.sparse else NAME_WEIGHT
     points = name * weight
-    if people and _first_names_differ(a.first, b.first):
-        points -= FIRST_NAMES_DIFFER
-        reasons.append("first names differ")
     address, why = _address_points(a, b)
     if address:
         points += address
@@ -272,14 +344,6 @@ def rank_pairs(records: Sequence[Record], *, kind: str, limit: int) -> list[Dupl
 def _keep_order(record: Record) -> tuple[bool, int, int]:
     """The record to keep: the one with an NPI, then the fuller one, then the older one."""
     return (not record.npi, -record.fullness, record.pk)
-
-
-PROVIDER_FIELDS = (
-    "id", "npi", "first_name", "last_name", "credentials", "specialty", "address_line1", "city",
-    "postal_code", "phone", "fax", "report_fax", "email",
-)  # fmt: skip
-PRACTICE_FIELDS = ("id", "npi", "name", "phone", "fax", "email", "website")
-LOCATION_FIELDS = ("practice_id", "address_line1", "postal_code", "phone", "fax")
 
 
 def find_duplicate_providers(*, limit: int = 200) -> list[DuplicatePair]:
