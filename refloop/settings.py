@@ -72,6 +72,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "refloop.accounts.context_processors.navigation",
+                "refloop.referrals.context_processors.referral_counts",
             ],
             "builtins": ["refloop.accounts.templatetags.refloop_tags"],
         },

@@ -257,7 +257,10 @@ def _announce(event: ReferralEvent, referral: Referral) -> None:
 
 
 def _locked(referral: Referral, expected_version: int | None) -> Referral:
-    current = Referral.objects.select_for_update().select_related("clinician__user", "coordinator").get(pk=referral.pk)
+    # of=("self",): PostgreSQL cannot lock the nullable side of the outer joins select_related adds.
+    current = (
+        Referral.objects.select_for_update(of=("self",)).select_related("clinician__user", "coordinator").get(pk=referral.pk)
+    )
     if expected_version is not None and current.version != expected_version:
         raise StaleEdit("This referral was changed by someone else after you opened it.")
     return current
@@ -411,3 +414,61 @@ def referral_assign(*, referral: Referral, coordinator, by) -> Referral:
             data={"coordinator": coordinator.pk},
         )
     return current
+
+
+def referral_assign_many(*, referrals, coordinator, by) -> list[Referral]:
+    """Give several referrals to one coordinator from a work queue: all of them or, on any error, none."""
+    with transaction.atomic():
+        ordered = sorted(referrals, key=lambda r: r.pk)  # one lock order, so two bulk assigns cannot deadlock
+        return [referral_assign(referral=r, coordinator=coordinator, by=by) for r in ordered]
+
+
+def attachment_add(*, referral: Referral, upload, by):
+    """Keep a document that came with a referral (faxed pages, a scan, a PDF from the EHR).
+
+    The content decides what it is (PDF, PNG, JPEG or TIFF only, see referrals.uploads), its SHA-256 is kept
+    to show it is unchanged, and the same document attached twice to one referral is refused.
+    """
+    import os
+
+    from refloop.referrals.models import Attachment
+    from refloop.referrals.uploads import check_upload
+
+    checked = check_upload(upload)
+    name = os.path.basename((upload.name or "attachment").replace("\\", "/"))[:200] or "attachment"
+    with transaction.atomic():
+        current = Referral.objects.select_for_update().get(pk=referral.pk)
+        same = current.attachments.filter(sha256=checked.sha256).first()
+        if same is not None:
+            raise ValidationError(f"{name} is already attached to this referral (as {same.original_name}).")
+        attachment = Attachment(
+            referral=current,
+            original_name=name,
+            content_type=checked.content_type,
+            size=checked.size,
+            sha256=checked.sha256,
+            uploaded_by=by if getattr(by, "pk", None) else None,
+        )
+        attachment.file.save(name, upload, save=False)
+        try:
+            attachment.save()
+            _record(
+                current,
+                action="attach",
+                from_state=current.state,
+                by=by,
+                by_label="",
+                at=timezone.now(),
+                note=f"Attached {name}",
+                data={"attachment": attachment.pk},
+            )
+            audit_record(
+                actor=by,
+                action="referral.attachment.add",
+                target=current,
+                detail={"attachment": attachment.pk, "content_type": checked.content_type, "size": checked.size},
+            )
+        except Exception:
+            attachment.file.delete(save=False)
+            raise
+    return attachment
