@@ -98,16 +98,17 @@ def provider_create(*, source: str = Source.MANUAL, **fields: Any) -> ReferringP
     return provider
 
 
-def practice_create(
-    *, source: str = Source.MANUAL, location: dict | None = None, **fields: Any
-) -> ReferringPractice:
+def practice_create(*, source: str = Source.MANUAL, location: dict | None = None, **fields: Any) -> ReferringPractice:
     """A referring practice, with its first (primary) location when one is given."""
     with transaction.atomic():
         practice = ReferringPractice(source=source, **fields)
         _validate(practice)
         practice.save()
         if location:
-            location_save(location=PracticeLocation(practice=practice, is_primary=True, **location))
+            location_save(
+                location=PracticeLocation(practice=practice, is_primary=True, **location),
+                by_person=source == Source.MANUAL,
+            )
         _refresh_search_text(practice)
         practice.save(update_fields=["search_text"])
     return practice
@@ -158,8 +159,12 @@ def practice_update(
     )
 
 
-def location_save(*, location: PracticeLocation) -> PracticeLocation:
-    """Add or change a practice location; at most one location of a practice is primary."""
+def location_save(*, location: PracticeLocation, by_person: bool = True) -> PracticeLocation:
+    """Add or change a practice location; at most one location of a practice is primary.
+
+    A person's save marks the practice's locations as theirs ("location" in manual_fields), so the NPPES
+    import keeps the primary location as staff left it.
+    """
     with transaction.atomic():
         _validate(location)
         practice = location.practice
@@ -168,7 +173,11 @@ def location_save(*, location: PracticeLocation) -> PracticeLocation:
             practice.locations.exclude(pk=location.pk).update(is_primary=False)
         location.save()
         practice.search_text = practice_search_text(practice, practice.locations.all())
-        practice.save(update_fields=["search_text"])
+        fields = ["search_text"]
+        if by_person and "location" not in practice.manual_fields:
+            practice.manual_fields = sorted([*practice.manual_fields, "location"])
+            fields.append("manual_fields")
+        practice.save(update_fields=fields)
     return location
 
 

@@ -40,9 +40,9 @@ def test_a_second_primary_location_takes_over_the_flag(client_as):
         },
     )
     assert response.status_code == 302
-    assert list(
-        PracticeLocation.objects.filter(practice=office, is_primary=True).values_list("city", flat=True)
-    ) == ["Hilliard"]
+    assert list(PracticeLocation.objects.filter(practice=office, is_primary=True).values_list("city", flat=True)) == [
+        "Hilliard"
+    ]
     office.refresh_from_db()
     assert "hilliard" in office.search_text
 
@@ -106,3 +106,20 @@ def test_other_sources_are_listed_and_unique_per_kind(client_as):
     assert client.post("/directory/sources/new/", data).status_code == 302
     assert client.post("/directory/sources/new/", data).status_code == 200
     assert "Search ads" in client.get("/directory/sources/").content.decode()
+
+
+def test_a_location_saved_by_a_person_is_kept_from_the_nppes_import(client_as):
+    office = practice(source="nppes")
+    assert "location" not in office.manual_fields
+    location = office.locations.get()
+    data = {
+        "label": "Main",
+        "address_line1": "9 Corrected Rd",
+        "city": "Dublin",
+        "state": "OH",
+        "postal_code": "43017",
+        "is_primary": "on",
+    }
+    assert client_as("coordinator").post(f"/directory/locations/{location.pk}/edit/", data).status_code == 302
+    office.refresh_from_db()
+    assert "location" in office.manual_fields
