@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "refloop.referrals",
     "refloop.outreach",
     "refloop.insights",
+    "refloop.letters",
 ]
 
 MIDDLEWARE = [
@@ -180,3 +181,57 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("REFLOOP_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+
+# ---- Letters and delivery (refloop.letters): letter PDFs, delivery channels, public pages -----------------------
+# The address the practice's public pages are reached at (secure letter links in emails, status links).
+PUBLIC_URL = env_str("REFLOOP_PUBLIC_URL").strip().rstrip("/")
+if PUBLIC_URL and not PUBLIC_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(f"REFLOOP_PUBLIC_URL must start with https:// or http://; got {PUBLIC_URL!r}")
+# Email carries PHI: by default a letter by email is a secure expiring link, not an attached PDF.
+LETTERS_EMAIL_ATTACH_PDF = env_bool("REFLOOP_LETTERS_EMAIL_ATTACH_PDF", False)
+LETTERS_LINK_DAYS = env_int("REFLOOP_LETTERS_LINK_DAYS", 14, minimum=1, maximum=365)
+# "email:{number}@fax.example" (email-to-fax through the outgoing mail server) or an https:// URL (HTTP gateway).
+LETTERS_FAX_GATEWAY = env_str("REFLOOP_FAX_GATEWAY").strip()
+if LETTERS_FAX_GATEWAY and not (
+    LETTERS_FAX_GATEWAY.startswith(("http://", "https://"))
+    or (LETTERS_FAX_GATEWAY.startswith("email:") and "{number}" in LETTERS_FAX_GATEWAY and "@" in LETTERS_FAX_GATEWAY)
+):
+    raise ImproperlyConfigured(
+        "REFLOOP_FAX_GATEWAY must be email:{number}@gateway.example or an http(s):// URL; "
+        f"got {LETTERS_FAX_GATEWAY!r}"
+    )
+LETTERS_FAX_GATEWAY_TOKEN = env_secret("REFLOOP_FAX_GATEWAY_TOKEN", required=False)
+LETTERS_FAX_GATEWAY_TIMEOUT = env_int("REFLOOP_FAX_GATEWAY_TIMEOUT", 30, minimum=1)
+# Direct secure messaging: the HISP's SMTP relay and the practice's own Direct address.
+LETTERS_DIRECT_HOST = env_str("REFLOOP_DIRECT_HOST").strip()
+LETTERS_DIRECT_PORT = env_int("REFLOOP_DIRECT_PORT", 587, minimum=1, maximum=65535)
+LETTERS_DIRECT_USER = env_str("REFLOOP_DIRECT_USER")
+LETTERS_DIRECT_PASSWORD = env_secret("REFLOOP_DIRECT_PASSWORD", required=False)
+LETTERS_DIRECT_USE_TLS = env_bool("REFLOOP_DIRECT_USE_TLS", True)
+LETTERS_DIRECT_FROM = env_str("REFLOOP_DIRECT_FROM").strip()
+# Automatic retries of a failed delivery: the waits between attempts, in seconds; then a person decides.
+_retry_waits = env_list("REFLOOP_DELIVERY_RETRY_SECONDS", ["60", "300", "1800", "7200"])
+try:
+    LETTERS_RETRY_SECONDS = [int(wait) for wait in _retry_waits]
+except ValueError:
+    raise ImproperlyConfigured(
+        f"REFLOOP_DELIVERY_RETRY_SECONDS must be whole seconds separated by commas; got {_retry_waits!r}"
+    ) from None
+if any(wait < 0 for wait in LETTERS_RETRY_SECONDS):
+    raise ImproperlyConfigured("REFLOOP_DELIVERY_RETRY_SECONDS must not hold a negative wait")
+# A send that has not finished after this long belongs to a worker that died; it is taken back.
+LETTERS_LEASE_SECONDS = env_int("REFLOOP_DELIVERY_LEASE_SECONDS", 300, minimum=1)
+LETTERS_STATUS_LINK_DAYS = env_int("REFLOOP_STATUS_LINK_DAYS", 90, minimum=1, maximum=730)
+# Public pages (status links, secure letter links, the referral form): requests per client address and per
+# token in each 10-minute window, counted in the database so every web worker shares the count.
+LETTERS_RATE_PER_IP = env_int("REFLOOP_PUBLIC_RATE_PER_IP", 60, minimum=1)
+LETTERS_RATE_PER_TOKEN = env_int("REFLOOP_PUBLIC_RATE_PER_TOKEN", 30, minimum=1)
+# Behind a proxy, the request header holding the client address (e.g. HTTP_X_FORWARDED_FOR); else REMOTE_ADDR.
+LETTERS_CLIENT_IP_HEADER = env_str("REFLOOP_CLIENT_IP_HEADER").strip()
+# The public referral form must be at least this old and at most this old when it is sent back.
+LETTERS_FORM_MIN_SECONDS = env_int("REFLOOP_REFER_FORM_MIN_SECONDS", 3, minimum=0)
+LETTERS_FORM_MAX_SECONDS = env_int("REFLOOP_REFER_FORM_MAX_SECONDS", 4 * 3600, minimum=60)
+# WeasyPrint logs every layout step at INFO; the worker's log should show deliveries, not page layout.
+LOGGING["loggers"].update({"weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}})
+# ---- end of letters and delivery -----------------------------------------------------------------------------

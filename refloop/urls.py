@@ -14,4 +14,6 @@ urlpatterns = [
     path("outreach/", include("refloop.outreach.urls")),
     path("insights/", include("refloop.insights.urls")),
     path("settings/", include("refloop.practice.urls")),
+    path("letters/", include("refloop.letters.urls")),
+    path("", include("refloop.letters.public_urls")),
 ]

@@ -12,7 +12,16 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from refloop.accounts.roles import MATRIX, NAVIGATION, Role
 
-PUBLIC = {"login", "healthz"}
+PUBLIC = {
+    "login",
+    "healthz",
+    "letters_public:status",
+    "letters_public:status_document",
+    "letters_public:letter",
+    "letters_public:letter_document",
+    "letters_public:refer",
+    "letters_public:refer_office",
+}
 ANY_LOGGED_IN = {"home", "logout"}
 
 pytestmark = pytest.mark.django_db
