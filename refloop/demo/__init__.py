@@ -29,6 +29,8 @@ class Scale:
 
 
 SCALES = {
+    # For the test suite: every step runs, in seconds.
+    "tiny": Scale("tiny", years=1, referring_providers=60, referring_practices=25, referrals=600, activities=120),
     "small": Scale(
         "small", years=3, referring_providers=600, referring_practices=250, referrals=20_000, activities=6_000
     ),
@@ -62,9 +64,9 @@ Step = Callable[[DemoContext], None]
 
 
 def _steps() -> list[Step]:
-    from refloop.demo import directory, frame
+    from refloop.demo import directory, frame, letters, outreach, referrals
 
-    return [frame.build, directory.build]
+    return [frame.build, directory.build, referrals.build, letters.build, outreach.build]
 
 
 def is_loaded() -> bool:

@@ -12,17 +12,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--no-serve", action="store_true", help="load the demo practice and stop")
         parser.add_argument("--seed", type=int, default=2026)
+        parser.add_argument("--scale", choices=["small", "tiny"], default="small", help="tiny is for tests")
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
 
-    def handle(self, *args, no_serve: bool, seed: int, host: str, port: int, **options):
+    def handle(self, *args, no_serve: bool, seed: int, scale: str, host: str, port: int, **options):
         call_command("migrate", interactive=False, verbosity=0)
-        context = demo.load(seed=seed, scale="small")
+        context = demo.load(seed=seed, scale=scale)
         if context is None:
             self.stdout.write("The demo practice is already loaded; nothing was added.")
         else:
             made = ", ".join(f"{n} {name}" for name, n in context.created.items())
             self.stdout.write(f"Loaded the demo practice (seed {seed}): {made}.")
+            links = context.objects.get("status_links") or []
+            if links:
+                self.stdout.write("  Referrer status links (shown once; only their hashes are stored):")
+                for practice, token in list(links)[:3]:
+                    self.stdout.write(f"    {practice}: http://{host}:{port}/r/{token}/")
         self._print_logins(host, port)
         if not no_serve:
             call_command("serve", host=host, port=port)
