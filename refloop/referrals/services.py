@@ -258,9 +258,8 @@ def _announce(event: ReferralEvent, referral: Referral) -> None:
 
 def _locked(referral: Referral, expected_version: int | None) -> Referral:
     # of=("self",): PostgreSQL cannot lock the nullable side of the outer joins select_related adds.
-    current = (
-        Referral.objects.select_for_update(of=("self",)).select_related("clinician__user", "coordinator").get(pk=referral.pk)
-    )
+    locked = Referral.objects.select_for_update(of=("self",))
+    current = locked.select_related("clinician__user", "coordinator").get(pk=referral.pk)
     if expected_version is not None and current.version != expected_version:
         raise StaleEdit("This referral was changed by someone else after you opened it.")
     return current

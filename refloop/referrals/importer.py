@@ -1,0 +1,1355 @@
+"""Bulk referral import: a CSV or XLSX export from an EHR or practice-management system, one file at a time.
+
+`refloop import-referrals FILE` and the import pages (/referrals/import/) both call `referral_import`. It applies
+the rules of `services.referral_receive` to every row, but writes in chunks (one query per chunk to match
+providers, patients and earlier imports; bulk inserts of patients, referrals and events), because one service
+call per row cannot bring in a five-year history of a million referrals in minutes.
+
+The file
+- CSV (UTF-8 with or without BOM, bytes that are not UTF-8 read as Windows-1252, or UTF-16 with BOM; comma,
+  semicolon, tab or pipe separated) or XLSX (its first sheet). The kind is read from the content, never from
+  the name: an image, a PDF, a ZIP that is not a workbook or any other binary file is refused.
+- The first non-empty row is the header. A column named like a field (CANONICAL_FIELDS; case, spaces and
+  hyphens ignored) needs no mapping; others are mapped ("DOB" -> patient_dob); other columns are ignored.
+- Dates are ISO (2026-11-20; received_date may carry a time, 2026-11-20T10:15) unless a date format is given
+  (strftime codes, e.g. %m/%d/%Y); spreadsheet date cells are read as dates.
+- Cells are data, never formulas: a cell beginning with = + - @ is stored as the text it holds (XLSX formulas
+  are read as their text, never evaluated), and csvsafe neutralizes it on every export, the rejected-rows file
+  included. The apostrophe csvsafe puts in front of such a cell is dropped on import, so a corrected
+  rejected-rows file imports the text as it was.
+- Size: the page refuses uploads above UPLOAD_MAX_BYTES (25 MB). The command takes any size: it streams the file
+  CHUNK_ROWS rows at a time, so memory stays flat however long the file is.
+
+Matching
+- Referring provider: by NPI (a merged record leads to the record it was merged into); when the row has no NPI,
+  or one the directory does not hold, by name and address: the same first and last name, and the same ZIP and
+  street line (those the row gives) as the provider's address or a location of a practice they work at. A
+  provider found neither way is never created: the row fails and the provider is listed for review.
+- Patient: as `services.patient_resolve`: the patient with the same MRN; else the one patient with the same
+  name and date of birth whose MRN does not conflict (the file's MRN is then filled in); else a new patient.
+  Patients are never merged.
+- location: a practice location by name; clinician: by NPI or by name ("Ana Ortega", "Ortega, Ana").
+
+Idempotency: a row's key is "import:" + external_id when it has one, else "import:sha256:" + the SHA-256 of its
+identifying fields (referring NPI and name, patient last and first name, date of birth, MRN, date received and
+reason, normalized). A row whose key is already in the database, or earlier in the same file, is skipped and
+counted as already imported: importing a file again creates nothing.
+
+Status (history imports): received, accepted, scheduled, seen, report_sent, closed, declined or lost (blank is
+received). The referral lands in that state with one "import" event; owner and due time come from sla (the file
+carries no appointment, so an imported scheduled referral has no due time until it is rescheduled, and the
+dates of steps the file does not carry stay empty; a declined or lost one is marked as such from the import).
+Imports send nothing to referring offices: no referral_event_committed signal is sent for imported rows.
+
+All or nothing: one transaction per file. Any row error rolls the whole file back, unless the user chooses to
+accept the valid rows: then they are imported and the rejected ones (with row number and errors) are written to
+a CSV. A dry run does the whole import and rolls it back. Each committed run writes one audit event, with counts
+only (no patient data).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import datetime as dt
+import hashlib
+import itertools
+import json
+import operator
+import re
+import time
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from refloop.accounts.audit import audit_record
+from refloop.directory.models import ProviderPractice, ReferringPractice, ReferringProvider
+from refloop.lib.csvsafe import _TRIGGERS as FORMULA_TRIGGERS
+from refloop.lib.csvsafe import neutralize
+from refloop.lib.icd10 import parse_icd10_list
+from refloop.lib.npi import npi_problem
+from refloop.practice.models import Clinician, Location, ServiceLevels
+from refloop.referrals import sla
+from refloop.referrals.models import Channel, Patient, Referral, ReferralEvent, Sex, Urgency
+from refloop.referrals.workflow import LostReason, State
+
+CANONICAL_FIELDS: dict[str, str] = {
+    "patient_first_name": "Patient first name (required)",
+    "patient_last_name": "Patient last name (required)",
+    "patient_dob": "Patient date of birth (required)",
+    "patient_sex": "F, M, O or U (or female, male, other, unknown)",
+    "patient_phone": "Patient phone",
+    "mrn": "The patient's number in the practice's EHR",
+    "payer": "Insurance payer",
+    "member_id": "Insurance member ID",
+    "referring_npi": "Referring provider NPI (this or referring_name is required)",
+    "referring_name": "Referring provider name, e.g. Ana Silvestri or Silvestri, Ana",
+    "referring_address": "Referring provider street address (to match by name and address)",
+    "referring_zip": "Referring provider ZIP code (to match by name and address)",
+    "received_date": "Date the referral was received (required)",
+    "reason": "Reason for the referral (required)",
+    "diagnosis_codes": "ICD-10-CM codes, separated by commas, semicolons or spaces",
+    "urgency": "routine, urgent or stat (blank is routine)",
+    "location": "Practice location, by name",
+    "clinician": "Practice clinician, by NPI or name",
+    "status": "Current state for history imports (blank is received)",
+    "external_id": "The referral's ID in the exporting system",
+}
+REQUIRED_FIELDS = ("patient_first_name", "patient_last_name", "patient_dob", "received_date", "reason")
+IMPORT_STATES = (
+    State.RECEIVED,
+    State.ACCEPTED,
+    State.SCHEDULED,
+    State.SEEN,
+    State.REPORT_SENT,
+    State.CLOSED,
+    State.DECLINED,
+    State.LOST,
+)
+CHUNK_ROWS = 5_000
+UPLOAD_MAX_BYTES = 25 * 1024 * 1024
+MAX_ERRORS_KEPT = 200
+MAX_REVIEW_KEPT = 500
+PREVIEW_ROWS = 10
+SQLITE_CACHE_KB = 256 * 1024
+DECLINED_NOTE = "Declined before import (state from the import file)."
+
+_MAGIC = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"%PDF", "a PDF document"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"),
+    (b"\xd0\xcf\x11\xe0", "an old-format Excel workbook (.xls) or a password-protected one"),
+)
+_SEX = {"f": Sex.FEMALE, "female": Sex.FEMALE, "m": Sex.MALE, "male": Sex.MALE, "o": Sex.OTHER,
+        "other": Sex.OTHER, "u": Sex.UNKNOWN, "unknown": Sex.UNKNOWN, "": Sex.UNKNOWN}  # fmt: skip
+_CREDENTIALS = frozenset({"md", "do", "np", "pa", "pac", "dds", "dmd", "od", "dpm", "aprn", "fnp", "fnpc", "npc",
+                          "crnp", "rn", "phd", "mbbs", "dc", "pt", "dnp", "facs", "facp", "jr", "sr", "ii",
+                          "iii"})  # fmt: skip
+_STREET_WORDS = {"street": "st", "avenue": "ave", "av": "ave", "drive": "dr", "road": "rd", "boulevard": "blvd",
+                 "lane": "ln", "court": "ct", "place": "pl", "parkway": "pkwy", "highway": "hwy", "circle": "cir",
+                 "terrace": "ter", "square": "sq", "north": "n", "south": "s", "east": "e", "west": "w",
+                 "trail": "trl", "way": "wy", "pike": "pk", "turnpike": "tpke"}  # fmt: skip
+_UNIT_WORDS = frozenset({"ste", "suite", "unit", "apt", "fl", "floor", "bldg", "building", "room", "rm"})
+_ZIP_AT_END = re.compile(r"\b(\d{5})(?:-\d{4})?\s*$")
+_TRIGGER_SET = frozenset(FORMULA_TRIGGERS)
+_URGENCIES = frozenset(Urgency.values)
+_STATES = frozenset(IMPORT_STATES)
+
+
+def _limit(model, name: str) -> int:
+    return model._meta.get_field(name).max_length
+
+
+# The fields read as plain text: (field, required, maximum length). _Checker.check unpacks them in this order.
+_TEXT_FIELDS = (
+    ("patient_first_name", True, _limit(Patient, "first_name")),
+    ("patient_last_name", True, _limit(Patient, "last_name")),
+    ("patient_phone", False, _limit(Patient, "phone")),
+    ("mrn", False, _limit(Patient, "mrn")),
+    ("payer", False, _limit(Patient, "payer")),
+    ("member_id", False, _limit(Patient, "member_id")),
+    ("referring_npi", False, None),
+    ("referring_name", False, 200),
+    ("referring_address", False, None),
+    ("referring_zip", False, None),
+    ("reason", True, None),
+    ("external_id", False, _limit(Referral, "external_id")),
+)
+
+
+def _cp1252_fallback(error: UnicodeDecodeError) -> tuple[str, int]:
+    """Bytes that are not UTF-8 in a mostly UTF-8 export are nearly always Windows-1252 (Excel's "CSV")."""
+    return error.object[error.start : error.end].decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error("refloop_cp1252", _cp1252_fallback)
+
+
+class ImportRefused(Exception):
+    """The file as a whole cannot be imported (not a spreadsheet, too large, columns missing): nothing was written."""
+
+
+@dataclass
+class ProviderToReview:
+    """A referring provider named in the file but not found in the directory (never created by an import)."""
+
+    npi: str
+    name: str
+    address: str
+    rows: int
+    first_row: int
+
+
+@dataclass
+class ImportReport:
+    file_name: str
+    kind: str
+    dry_run: bool
+    accept_valid: bool
+    rows: int = 0
+    created: int = 0
+    patients_created: int = 0
+    patients_matched: int = 0
+    already_imported: int = 0
+    repeated_in_file: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+    error_count: int = 0
+    providers_to_review: list[ProviderToReview] = field(default_factory=list)
+    states: Counter = field(default_factory=Counter)
+    ignored_columns: list[str] = field(default_factory=list)
+    committed: bool = False
+    rejected_path: str = ""
+    seconds: float = 0.0
+
+    def error(self, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(message)
+
+    @property
+    def states_text(self) -> str:
+        """The referrals created (or to be created) by state, e.g. "closed 980, received 20"."""
+        return ", ".join(f"{state} {count:,}" for state, count in sorted(self.states.items()))
+
+    @property
+    def skipped(self) -> int:
+        return self.already_imported + self.repeated_in_file
+
+    def audit_detail(self) -> dict[str, Any]:
+        """Counts only: no names, dates or identifiers of patients."""
+        return {
+            "kind": self.kind,
+            "rows": self.rows,
+            "created": self.created,
+            "patients_created": self.patients_created,
+            "patients_matched": self.patients_matched,
+            "already_imported": self.skipped,
+            "rejected": self.rejected,
+            "accept_valid": self.accept_valid,
+            "states": dict(self.states),
+        }
+
+
+# Reading files ---------------------------------------------------------------------------------------------
+
+
+def file_kind(path: Path, *, max_bytes: int | None = None) -> str:
+    """'csv' or 'xlsx', read from the content; ImportRefused saying what the file is when it is neither."""
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise ImportRefused(too_large(size, max_bytes))
+    if size == 0:
+        raise ImportRefused("The file is empty.")
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, OSError, ValueError):
+            raise ImportRefused("The file is a damaged ZIP archive, not a CSV or Excel (.xlsx) file.") from None
+        if "xl/workbook.xml" in names:
+            return "xlsx"
+        raise ImportRefused("The file is a ZIP archive that is not an Excel workbook (.xlsx), nor a CSV file.")
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            raise ImportRefused(f"The file is {what}, not a CSV or Excel (.xlsx) file.")
+    if not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and b"\x00" in head:
+        raise ImportRefused("The file is binary, not a CSV or Excel (.xlsx) file.")
+    return "csv"
+
+
+def too_large(size: int, limit: int) -> str:
+    return (
+        f"The file is {_megabytes(size)}; files up to {_megabytes(limit)} can be imported here. Split it, or "
+        "import it with the `refloop import-referrals` command, which has no size limit."
+    )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KB"
+
+
+@contextlib.contextmanager
+def _open_rows(path: Path, kind: str) -> Iterator[Iterator[tuple[int, list]]]:
+    """The file's rows as (row number, cells); row 1 is the first line or sheet row, as a spreadsheet shows it."""
+    if kind == "xlsx":
+        from openpyxl import load_workbook
+
+        with path.open("rb") as handle:  # a file object: openpyxl would refuse a name without .xlsx
+            try:
+                book = load_workbook(handle, read_only=True, data_only=False)
+            except Exception as exc:  # openpyxl raises many kinds (KeyError, ValueError, XML errors)
+                raise ImportRefused(f"The Excel workbook cannot be read: {exc}.") from None
+            try:
+                yield _guarded(_xlsx_rows(book))
+            finally:
+                book.close()
+        return
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    encoding = "utf-16" if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    errors = "strict" if encoding == "utf-16" else "refloop_cp1252"
+    with path.open(newline="", encoding=encoding, errors=errors) as text:
+        try:
+            sample = text.readline()
+        except UnicodeError:
+            raise ImportRefused("The file is not text in a known encoding (save it as UTF-8 CSV).") from None
+        text.seek(0)
+        delimiter = max(",;\t|", key=sample.count)
+        yield _guarded(enumerate(csv.reader(text, delimiter=delimiter), start=1))
+
+
+def _xlsx_rows(book) -> Iterator[tuple[int, list]]:
+    sheet = book.worksheets[0]
+    sheet.reset_dimensions()  # exporters often write a wrong sheet size; read what is there
+    for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+        yield number, [_xlsx_cell(value) for value in values]
+
+
+def _xlsx_cell(value: Any) -> Any:
+    """Text for everything but dates: a formula is its text (never evaluated), 1234567893.0 is '1234567893'."""
+    if value is None:
+        return ""
+    if isinstance(value, str | dt.date | dt.time):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _guarded(rows: Iterator[tuple[int, list]]) -> Iterator[tuple[int, list]]:
+    """Reading errors half-way through a file become ImportRefused naming the row, never a traceback."""
+    number = 0
+    try:
+        for number, values in rows:  # noqa: B007 (read in the except clause)
+            yield number, values
+    except ImportRefused:
+        raise
+    except Exception as exc:  # csv.Error, UnicodeError, zip and XML errors from a damaged workbook
+        raise ImportRefused(f"Row {number + 1} cannot be read: {exc}.") from None
+
+
+def _blank(values: list) -> bool:
+    return all(v == "" or (v.__class__ is str and not v.strip()) for v in values)
+
+
+def _header(rows: Iterator[tuple[int, list]]) -> list[str]:
+    for _number, values in rows:
+        if not _blank(values):
+            return [str(v).strip() for v in values]
+    raise ImportRefused("The file has no header row (and no rows).")
+
+
+def preview(path: Path, kind: str, *, rows: int = PREVIEW_ROWS) -> tuple[list[str], list[list[str]]]:
+    """The header and the first `rows` rows, as text, for the mapping page."""
+    with _open_rows(path, kind) as reader:
+        header = _header(reader)
+        shown = []
+        for _number, values in reader:
+            if _blank(values):
+                continue
+            cells = [_as_text(v) for v in values]
+            shown.append((cells + [""] * len(header))[: len(header)])
+            if len(shown) >= rows:
+                break
+    return header, shown
+
+
+def _as_text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, dt.date | dt.time) else str(value)
+
+
+# Columns ----------------------------------------------------------------------------------------------------
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+def automatic_fields(header: list[str]) -> list[str | None]:
+    """The field each column gives when nothing is mapped: its own name, when that is a field."""
+    seen: set[str] = set()
+    fields: list[str | None] = []
+    for name in header:
+        normal = _normal(name)
+        fields.append(normal if normal in CANONICAL_FIELDS and normal not in seen else None)
+        seen.add(normal)
+    return fields
+
+
+def column_fields(header: list[str], mapping: dict[str, str] | None = None) -> list[str | None]:
+    """The field of each column: `mapping` (file column -> field, '' to ignore) first, then the column's name."""
+    problems: list[str] = []
+    explicit: dict[int, str | None] = {}
+    for column, target in (mapping or {}).items():
+        if target and target not in CANONICAL_FIELDS:
+            problems.append(f"“{target}” is not a field (the fields are {', '.join(CANONICAL_FIELDS)}).")
+            continue
+        positions = [i for i, name in enumerate(header) if name == column.strip()]
+        positions = positions or [i for i, name in enumerate(header) if _normal(name) == _normal(column)]
+        if not positions:
+            problems.append(f"There is no column “{column}” in the file (its columns: {', '.join(header)}).")
+        elif len(positions) > 1:
+            problems.append(f"The column “{column}” appears {len(positions)} times in the header.")
+        else:
+            explicit[positions[0]] = target or None
+    taken = {target for target in explicit.values() if target}
+    fields = [explicit.get(i, auto if auto not in taken else None) for i, auto in enumerate(automatic_fields(header))]
+    check_fields(header, fields, problems)
+    return fields
+
+
+def check_fields(header: list[str], fields: list[str | None], problems: list[str] | None = None) -> None:
+    """ImportRefused listing every problem with the columns: unknown or repeated fields, required ones missing."""
+    problems = list(problems or [])
+    for name, count in Counter(f for f in fields if f).items():
+        if name not in CANONICAL_FIELDS:
+            problems.append(f"“{name}” is not a field.")
+        elif count > 1:
+            columns = [header[i] for i, f in enumerate(fields) if f == name]
+            problems.append(f"{name} is given by more than one column ({', '.join(columns)}).")
+    missing = [name for name in REQUIRED_FIELDS if name not in fields]
+    if "referring_npi" not in fields and "referring_name" not in fields:
+        missing.append("referring_npi or referring_name")
+    if missing:
+        problems.append(
+            f"The file has no column for {', '.join(missing)} (its columns: {', '.join(header)}). Name the "
+            'columns like the fields, or map them (on the command line: --map "Column name=field").'
+        )
+    if problems:
+        raise ImportRefused(" ".join(problems))
+
+
+def date_format_label(date_format: str | None) -> str:
+    if not date_format:
+        return "YYYY-MM-DD"
+    label = date_format
+    for code, text in (("%Y", "YYYY"), ("%y", "YY"), ("%m", "MM"), ("%d", "DD"), ("%b", "Mon"), ("%B", "Month")):
+        label = label.replace(code, text)
+    return label
+
+
+def _check_date_format(date_format: str | None) -> str | None:
+    if not date_format:
+        return None
+    sample = dt.date(2001, 2, 3)
+    try:
+        ok = dt.datetime.strptime(sample.strftime(date_format), date_format).date() == sample
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ImportRefused(
+            f"The date format “{date_format}” does not give a whole date (use strftime codes, e.g. %m/%d/%Y)."
+        )
+    return date_format
+
+
+# Checking rows ----------------------------------------------------------------------------------------------
+
+
+class _Row:
+    __slots__ = ("number", "values", "errors", "first_name", "last_name", "birth_date", "sex", "phone", "mrn",
+                 "payer", "member_id", "npi", "referring_name", "referring_address", "referring_zip",
+                 "received_at", "reason", "codes", "codes_json", "urgency", "location_id", "clinician_id", "state",
+                 "external_id", "key", "provider_id", "findable")  # fmt: skip
+
+    def __init__(self, number: int, values: list) -> None:
+        self.number = number
+        self.values = values
+        self.errors: list[str] = []
+        self.provider_id: int | None = None
+        self.findable = True  # False when the referring provider's NPI or name is already reported as unusable
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _person_names(text: str) -> set[tuple[str, str]]:
+    """Possible (first, last) readings of 'Ana M. Silvestri, MD', 'Silvestri, Ana' or 'Dr. Ana de la Cruz'."""
+    head, _, tail = text.lower().replace(".", " ").partition(",")
+    tail_words = [w for w in tail.split() if _fold(w)]
+    if tail_words and all(_fold(w) in _CREDENTIALS for w in tail_words):
+        tail = ""
+    if tail.strip():  # "Last, First Middle"
+        firsts = [w for w in tail.split() if _fold(w) not in _CREDENTIALS]
+        return {(_fold(firsts[0]), _fold(head))} if firsts else set()
+    words = [w for w in head.split() if _fold(w) and _fold(w) not in _CREDENTIALS and _fold(w) != "dr"]
+    if len(words) < 2:
+        return set()
+    return {(_fold(words[0]), _fold("".join(words[k:]))) for k in range(1, len(words))}
+
+
+def _street(text: str) -> str:
+    words = []
+    for word in re.sub(r"[^a-z0-9]+", " ", text.lower()).split():
+        if word in _UNIT_WORDS:
+            break
+        words.append(_STREET_WORDS.get(word, word))
+    return " ".join(words)
+
+
+def _address_parts(address: str, zip_code: str) -> tuple[str, str]:
+    """(street, 5-digit ZIP) of a row: the ZIP column, else a ZIP at the end of the address."""
+    zip5 = re.sub(r"\D", "", zip_code)[:5]
+    match = _ZIP_AT_END.search(address)
+    if match:
+        zip5 = zip5 or match.group(1)
+        address = address[: match.start()]
+    return _street(address.split(",")[0]), zip5
+
+
+class _Checker:
+    """Validates one row with the rules of referral_receive and patient_resolve; errors name row and column."""
+
+    def __init__(
+        self, header: list[str], fields: list[str | None], date_format: str | None, now: dt.datetime, kind: str
+    ):
+        self.text_only = kind == "csv"
+        self.valid_npis: set[str] = set()
+        self.where = {name: i for i, name in enumerate(fields) if name}
+        self.width = len(header)
+        self.at = {name: self.where.get(name, self.width) for name in CANONICAL_FIELDS}  # absent: the blank pad
+        self.dates = {self.where[name] for name in ("patient_dob", "received_date") if name in self.where}
+        self.labels = {
+            name: name if _normal(header[i]) == name else f"{header[i]} ({name})" for name, i in self.where.items()
+        }
+        self.texts = operator.itemgetter(*(self.at[name] for name, _required, _limit in _TEXT_FIELDS))
+        limited = [(self.at[name], limit) for name, _required, limit in _TEXT_FIELDS if limit]
+        self.limited = operator.itemgetter(*(i for i, _limit in limited))
+        self.shortest = min(limit for _i, limit in limited)
+        self.date_format = date_format
+        self.expected = date_format_label(date_format)
+        self.now = now
+        self.latest = now + dt.timedelta(minutes=5)
+        self.today = timezone.localdate(now)
+        self.tz = timezone.get_current_timezone()
+        self.received_cache: dict[Any, tuple[dt.datetime | None, str]] = {}
+        self.codes_cache: dict[str, tuple[list[str], str] | str] = {}
+        self.states: dict[str, str] = {}
+        self.locations = {name.strip().lower(): pk for pk, name in Location.objects.values_list("pk", "name")}
+        self.clinicians = _clinician_names()
+
+    def cells(self, values: list) -> list:
+        """The row's cells as stripped text (dates kept in the date columns), padded with one blank per column."""
+        if self.text_only:  # CSV: every cell is text; the loop below is needed only when one starts with '
+            cells = [value.strip() for value in values[: self.width]]
+            if "\x1f'" not in "\x1f" + "\x1f".join(cells):
+                cells.extend([""] * (self.width + 1 - len(cells)))
+                return cells
+            values = cells
+        cells = []
+        for i, value in enumerate(values[: self.width]):
+            if value.__class__ is str:
+                value = value.strip()
+                if value[:1] == "'" and value[1:2] in _TRIGGER_SET:
+                    value = value[1:]  # the apostrophe csvsafe added on export
+            elif i not in self.dates:
+                value = _as_text(value)
+            cells.append(value)
+        cells.extend([""] * (self.width + 1 - len(cells)))
+        return cells
+
+    def text_problems(self, row: _Row, cells: list) -> None:
+        """The errors of the plain text fields (check() reads them in one go, and comes here only when one fails)."""
+        for name, required, limit in _TEXT_FIELDS:
+            value = cells[self.at[name]]
+            if not value:
+                if required:
+                    self.fail(row, name, "is empty, and it is required")
+            elif limit and len(value) > limit:
+                self.fail(row, name, f"is {len(value)} characters long (at most {limit})")
+
+    def fail(self, row: _Row, name: str, message: str) -> None:
+        label = self.labels.get(name, name)
+        row.errors.append(f"row {row.number}, column {label}: {message}")
+
+    def date(self, row: _Row, name: str, value: Any) -> dt.date | None:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        if not value:
+            self.fail(row, name, "is empty, and it is required")
+            return None
+        parsed = self.parse_date(str(value))
+        if parsed is None:
+            self.fail(row, name, f"{_quoted(value)} is not a date (expected {self.expected})")
+        return parsed
+
+    def parse_date(self, value: str) -> dt.date | None:
+        try:
+            if self.date_format:
+                return dt.datetime.strptime(value, self.date_format).date()
+            if len(value) == 10 and value[4] == "-" and value[7] == "-":
+                return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+        return None
+
+    def received(self, row: _Row, value: Any) -> dt.datetime | None:
+        """The time received: a date (midnight, practice time) or an ISO date and time; never in the future."""
+        if not value:
+            self.fail(row, "received_date", "is empty, and it is required")
+            return None
+        known = self.received_cache.get(value)
+        if known is None:
+            moment = self._moment(value)
+            if moment is None:
+                known = (None, f"is not a date (expected {self.expected})")
+            else:
+                known = (moment, "is in the future" if moment > self.latest else "")
+            if len(self.received_cache) > 50_000:
+                self.received_cache.clear()
+            self.received_cache[value] = known
+        moment, problem = known
+        if problem:
+            self.fail(row, "received_date", f"{_quoted(_as_text(value))} {problem}")
+            return None
+        return moment
+
+    def _moment(self, value: Any) -> dt.datetime | None:
+        if isinstance(value, dt.date):  # a spreadsheet date or date-and-time cell
+            moment = value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
+        elif (day := self.parse_date(value)) is not None:
+            moment = dt.datetime.combine(day, dt.time())
+        else:
+            try:
+                moment = dt.datetime.fromisoformat(value) if len(value) > 10 else None
+            except ValueError:
+                moment = None
+        if moment is None:
+            return None
+        return moment if moment.tzinfo else timezone.make_aware(moment, self.tz)
+
+    def check(self, number: int, values: list) -> _Row | None:
+        """The row's values, checked; None for a blank row (blank rows are skipped, not counted)."""
+        cells = self.cells(values)
+        if not any(cells):
+            return None
+        row = _Row(number, values)
+        at = self.at
+        (row.first_name, row.last_name, row.phone, row.mrn, row.payer, row.member_id, row.npi, row.referring_name,
+         row.referring_address, row.referring_zip, row.reason, row.external_id) = self.texts(cells)  # fmt: skip
+        if not (row.first_name and row.last_name and row.reason) or max(map(len, self.limited(cells))) > self.shortest:
+            self.text_problems(row, cells)  # one of them is missing or may be too long: look closer
+        row.birth_date = self.date(row, "patient_dob", cells[at["patient_dob"]])
+        if row.birth_date is not None and row.birth_date > self.today:
+            self.fail(row, "patient_dob", f"{_quoted(_as_text(row.birth_date))} is in the future")
+        sex = cells[at["patient_sex"]]
+        row.sex = _SEX.get(sex.lower())
+        if row.sex is None:
+            self.fail(row, "patient_sex", f"{_quoted(sex)} is not a sex (expected F, M, O or U)")
+        if row.npi and row.npi not in self.valid_npis:
+            if problem := npi_problem(row.npi):
+                self.fail(row, "referring_npi", f"{_quoted(row.npi)} is not a valid NPI: {problem}")
+                row.findable = False
+            elif len(self.valid_npis) < 200_000:
+                self.valid_npis.add(row.npi)
+        if not row.npi and not row.referring_name:
+            column = "referring_npi" if "referring_npi" in self.where else "referring_name"
+            self.fail(row, column, "is empty: give the referring provider's NPI or name")
+            row.findable = False
+        row.received_at = self.received(row, cells[at["received_date"]])
+        row.codes, row.codes_json = self.codes(row, cells[at["diagnosis_codes"]])
+        urgency = cells[at["urgency"]]
+        row.urgency = urgency.lower() or Urgency.ROUTINE
+        if row.urgency not in _URGENCIES:
+            self.fail(row, "urgency", f"{_quoted(urgency)} is not an urgency (expected routine, urgent or stat)")
+        row.location_id = self.location(row, cells[at["location"]])
+        row.clinician_id = self.clinician(row, cells[at["clinician"]])
+        status = cells[at["status"]]
+        row.state = self.states.get(status) or self.states.setdefault(status, _normal(status) or State.RECEIVED)
+        if row.state not in _STATES:
+            self.fail(row, "status", f"{_quoted(status)} is not a status (expected {', '.join(IMPORT_STATES)})")
+        if not row.errors:
+            row.key = _idempotency_key(row)
+        return row
+
+    def codes(self, row: _Row, value: str) -> tuple[list[str], str]:
+        """The diagnosis codes, normalized, and their JSON (a file repeats a few hundred combinations)."""
+        known = self.codes_cache.get(value)
+        if known is None:
+            try:
+                codes = parse_icd10_list(value)
+                known = (codes, json.dumps(codes))
+            except ValueError as exc:
+                known = str(exc)
+            if len(self.codes_cache) > 50_000:
+                self.codes_cache.clear()
+            self.codes_cache[value] = known
+        if isinstance(known, str):
+            self.fail(row, "diagnosis_codes", known)
+            return [], "[]"
+        return known
+
+    def location(self, row: _Row, name: str) -> int | None:
+        if not name:
+            return None
+        pk = self.locations.get(name.lower())
+        if pk is None:
+            self.fail(row, "location", f"there is no practice location named {_quoted(name)}")
+        return pk
+
+    def clinician(self, row: _Row, value: str) -> int | None:
+        if not value:
+            return None
+        found = self.clinicians.get(value) or self.clinicians.get(_clinician_key(value), set())
+        if len(found) == 1:
+            return next(iter(found))
+        problem = "is the name of more than one clinician: give the NPI" if found else "is no clinician's NPI or name"
+        self.fail(row, "clinician", f"{_quoted(value)} {problem}")
+        return None
+
+
+def _quoted(value: Any) -> str:
+    text = str(value)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _clinician_key(text: str) -> str:
+    return " ".join(text.lower().replace(".", " ").split())
+
+
+def _clinician_names() -> dict[str, set[int]]:
+    names: dict[str, set[int]] = {}
+    for clinician in Clinician.objects.all():
+        first, last = clinician.first_name, clinician.last_name
+        names.setdefault(clinician.npi, set()).add(clinician.pk)
+        for variant in (f"{first} {last}", f"{last}, {first}", clinician.display_name, f"dr {first} {last}"):
+            names.setdefault(_clinician_key(variant), set()).add(clinician.pk)
+    return names
+
+
+def _idempotency_key(row: _Row) -> str:
+    if row.external_id:
+        return f"import:{row.external_id}"
+    parts = [
+        row.npi,
+        " ".join(row.referring_name.lower().split()),
+        row.last_name.lower(),
+        row.first_name.lower(),
+        row.birth_date.isoformat(),
+        row.mrn,
+        row.received_at.isoformat(),
+        " ".join(row.reason.lower().split()),
+    ]
+    return "import:sha256:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+# Referring providers ----------------------------------------------------------------------------------------
+
+
+class _Directory:
+    """Finds each row's referring provider: NPI first, then name and address; never creates one."""
+
+    def __init__(self, report: ImportReport) -> None:
+        self.report = report
+        self.by_npi: dict[str, int | None] = {}
+        self.by_name: dict[tuple[str, str], list[tuple[int, str, set[tuple[str, str]]]]] | None = None
+        self.practice_of: dict[int, int | None] = {}
+        self.review: dict[tuple[str, str, str, str], ProviderToReview] = {}
+
+    def resolve(self, rows: list[_Row], checker: _Checker) -> None:
+        wanted = {row.npi for row in rows if row.npi and row.npi not in self.by_npi}
+        # The NPI index is partial (NPI not blank): its condition, written as in the index, lets the database use it.
+        found = _fetch_in(ReferringProvider, "npi, id, merged_into_id", "npi", sorted(wanted), where=_not_blank("npi"))
+        for npi, pk, merged_into in found:
+            self.by_npi[npi] = _current_provider(merged_into) if merged_into else pk
+        for npi in wanted:
+            self.by_npi.setdefault(npi, None)
+        for row in rows:
+            row.provider_id = self.by_npi.get(row.npi) if row.npi else None
+            if row.provider_id is None:
+                self._by_name_and_address(row, checker)
+        self._load_practices({row.provider_id for row in rows if row.provider_id})
+
+    def _by_name_and_address(self, row: _Row, checker: _Checker) -> None:
+        street, zip5 = _address_parts(row.referring_address, row.referring_zip)
+        matches: set[int] = set()
+        if row.referring_name and (street or zip5):
+            index = self._name_index()
+            for name in _person_names(row.referring_name):
+                for pk, npi, addresses in index.get(name, ()):
+                    if row.npi and npi:
+                        continue  # a different NPI is a different provider
+                    if any((not zip5 or z == zip5) and (not street or s == street) for s, z in addresses):
+                        matches.add(pk)
+        if len(matches) == 1:
+            row.provider_id = matches.pop()
+            return
+        column = "referring_npi" if row.npi else "referring_name"
+        name = _quoted(row.referring_name)
+        if matches:
+            message = f"{len(matches)} referring providers named {name} are at that address: give the NPI"
+        elif row.npi and row.referring_name:
+            message = f"there is no referring provider with NPI {row.npi} nor named {name} at that address"
+        elif row.npi:
+            message = f"there is no referring provider with NPI {row.npi} in the directory"
+        elif street or zip5:
+            message = f"there is no referring provider named {name} at that address in the directory"
+        else:
+            message = f"there is no NPI and no address to find the referring provider named {name} by"
+        checker.fail(row, column, message + " (listed for review)")
+        self._listed(row)
+
+    def _listed(self, row: _Row) -> None:
+        address = ", ".join(p for p in (row.referring_address, row.referring_zip) if p)
+        key = (row.npi, _fold(row.referring_name), _fold(row.referring_address), row.referring_zip)
+        entry = self.review.get(key)
+        if entry is not None:
+            entry.rows += 1
+        elif len(self.review) < MAX_REVIEW_KEPT:
+            self.review[key] = ProviderToReview(row.npi, row.referring_name, address, 1, row.number)
+
+    def _name_index(self) -> dict[tuple[str, str], list[tuple[int, str, set[tuple[str, str]]]]]:
+        """Every current provider by folded (first, last) name, with their addresses: loaded once, when needed."""
+        if self.by_name is None:
+            addresses: dict[int, set[tuple[str, str]]] = {}
+            locations = ProviderPractice.objects.values_list(
+                "provider_id", "practice__locations__address_line1", "practice__locations__postal_code"
+            )
+            for pk, line, postal in locations.iterator(chunk_size=5000):
+                if line or postal:
+                    addresses.setdefault(pk, set()).add((_street(line or ""), (postal or "")[:5]))
+            self.by_name = {}
+            providers = ReferringProvider.objects.current().values_list(
+                "pk", "npi", "first_name", "last_name", "address_line1", "postal_code"
+            )
+            for pk, npi, first, last, line, postal in providers.iterator(chunk_size=5000):
+                own = addresses.pop(pk, set())
+                if line or postal:
+                    own.add((_street(line), postal[:5]))
+                self.by_name.setdefault((_fold(first), _fold(last)), []).append((pk, npi, own))
+        return self.by_name
+
+    def _load_practices(self, provider_ids: set[int]) -> None:
+        """The referring practice of each provider, as services._practice_of: primary affiliation, else first."""
+        missing = sorted(pk for pk in provider_ids if pk not in self.practice_of)
+        for part in _slices(missing):
+            affiliations = (
+                ProviderPractice.objects.filter(provider_id__in=part)
+                .order_by("provider_id", "-is_primary", "pk")
+                .values_list("provider_id", "practice_id")
+            )
+            for provider_id, practice_id in affiliations:
+                self.practice_of.setdefault(provider_id, practice_id)
+        for pk in missing:
+            self.practice_of.setdefault(pk, None)
+
+
+def _current_provider(pk: int) -> int:
+    seen = set()
+    while pk not in seen:
+        seen.add(pk)
+        merged_into = ReferringProvider.objects.filter(pk=pk).values_list("merged_into_id", flat=True).first()
+        if not merged_into:
+            return pk
+        pk = merged_into
+    return pk
+
+
+def _slices(items: list, size: int = 900) -> Iterator[list]:
+    """IN-lists short enough for SQLite's default limit of 999 parameters per statement."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _not_blank(column: str) -> str:
+    """The condition of the partial unique indexes on NPI and MRN, written as Django wrote it in the index."""
+    return f"NOT ({connection.ops.quote_name(column)} = '')"
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _fetch_in(model, columns: str, column: str, values: list, *, where: str = "") -> list[tuple]:
+    """`columns` of the rows of `model` whose `column` is one of `values` (one array on PostgreSQL, 900 at a time
+    on SQLite). Raw SQL, because the ORM spends microseconds on each value of an IN list of a chunk's keys."""
+    rows: list[tuple] = []
+    condition = f"SELECT {columns} FROM {_table(model)} WHERE {where + ' AND ' if where else ''}{column}"  # noqa: S608
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            if values:
+                cursor.execute(f"{condition} = ANY(%s)", [list(values)])
+                rows.extend(cursor.fetchall())
+            return rows
+        for part in _slices(values):
+            cursor.execute(f"{condition} IN ({', '.join(['%s'] * len(part))})", part)
+            rows.extend(cursor.fetchall())
+    return rows
+
+
+# Writing ----------------------------------------------------------------------------------------------------
+
+
+class _Table:
+    """Bulk insert of one model's rows: COPY on PostgreSQL, one prepared INSERT run many times on SQLite.
+
+    Django's bulk_create sends at most 999 parameters per statement on SQLite (24 referrals at a time) and
+    builds a model instance per row; this takes plain tuples of the given columns and fills every other column
+    with its default (timestamps with the run's time), which is what makes a million rows fit in minutes.
+    """
+
+    def __init__(self, model, columns: list[str], now: dt.datetime, fixed: dict[str, Any] | None = None) -> None:
+        """`columns` come with each row; `fixed` gives this run's value of others; the rest take their default."""
+        fixed = fixed or {}
+        others = [f for f in model._meta.concrete_fields if f.attname not in columns and not f.primary_key]
+
+        def run_value(f) -> Any:
+            if f.attname in fixed:
+                return fixed[f.attname]
+            return now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default()
+
+        constants = tuple(f.get_db_prep_save(run_value(f), connection) for f in others)
+        quote = connection.ops.quote_name
+        names = ", ".join(quote(model._meta.get_field(c).column) for c in columns + [f.attname for f in others])
+        table = quote(model._meta.db_table)
+        self.postgresql = connection.vendor == "postgresql"
+        if self.postgresql:
+            self.constants = constants
+            self.sql = f"COPY {table} ({names}) FROM STDIN"
+        else:
+            # The other columns hold the same value on every row (defaults, the run's time, who runs it; never the
+            # file's data): written into the statement once, so each row binds only its own values.
+            self.constants = ()
+            values = ", ".join(["%s"] * len(columns) + [_sqlite_literal(constant) for constant in constants])
+            self.sql = f"INSERT INTO {table} ({names}) VALUES ({values})"  # noqa: S608 (names from the model)
+
+    def insert(self, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        with connection.cursor() as cursor:
+            if self.postgresql:
+                constants = self.constants
+                with cursor.cursor.copy(self.sql) as copy:
+                    for row in rows:
+                        copy.write_row(row + constants)
+            else:
+                cursor.executemany(self.sql, rows)
+
+
+def _sqlite_literal(value: Any) -> str:
+    """A constant as SQL text, with % doubled for Django's placeholder conversion."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool | int):
+        return str(int(value))
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''").replace("%", "%%") + "'"
+    raise TypeError(f"no SQL literal for {value!r}")
+
+
+def _reserve_ids(model, count: int) -> list[int]:
+    """Primary keys for `count` new rows, so referrals can point at patients and events at referrals before insert.
+
+    PostgreSQL hands them out from the table's sequence. On SQLite the table is AUTOINCREMENT, whose counter in
+    sqlite_sequence never goes back: moving it forward inside this (write-locked) transaction reserves the range.
+    """
+    if count == 0:
+        return []
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count]
+            )
+            return [pk for (pk,) in cursor.fetchall()]
+        cursor.execute("UPDATE sqlite_sequence SET seq = seq WHERE name = %s", [table])  # take the write lock
+        cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(table)}")  # noqa: S608 (a model's table)
+        highest = cursor.fetchone()[0] or 0
+        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+        sequence = cursor.fetchone()
+        start = max(highest, sequence[0] if sequence else 0)
+        if sequence:
+            cursor.execute("UPDATE sqlite_sequence SET seq = %s WHERE name = %s", [start + count, table])
+        else:
+            cursor.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, start + count])
+    return list(range(start + 1, start + count + 1))
+
+
+@contextlib.contextmanager
+def _large_page_cache() -> Iterator[None]:
+    """SQLite keeps 2 MB of pages by default; the indexes a million-row import updates need far more to stay fast."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        before = cursor.fetchone()[0]
+        cursor.execute(f"PRAGMA cache_size = {-SQLITE_CACHE_KB}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA cache_size = {int(before)}")
+
+
+@contextlib.contextmanager
+def _postgres_settings() -> Iterator[None]:
+    """PostgreSQL, while the file is read: lookups by key use the indexes; foreign keys are checked as each chunk
+    is written. Django's defaults come back after (and with the savepoint, when the import fails).
+
+    The tables grow by the million inside one transaction, faster than statistics follow (a fresh table has none),
+    and with no statistics the planner reads "name_key = ANY(keys)" as half the table and scans all of it, once per
+    chunk. Every query the import makes is a lookup by an indexed key, or a full read of the directory that no
+    index serves (and that the setting cannot slow down). Django's foreign keys are deferred to the commit, where
+    a million referrals would leave the server nine million checks queued in memory; checked per statement, the
+    queue holds one chunk. The checks are the same.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan TO DEFAULT")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # how Django creates its foreign keys
+
+
+class _PatientRef:
+    __slots__ = ("pk", "mrn", "existing", "changed")
+
+    def __init__(self, pk: int | None, mrn: str, existing: bool) -> None:
+        self.pk = pk
+        self.mrn = mrn
+        self.existing = existing
+        self.changed = False
+
+
+class _Run:
+    """One file's import, chunk by chunk, inside the caller's transaction."""
+
+    def __init__(self, report: ImportReport, checker: _Checker, *, by, by_label: str, rejected) -> None:
+        self.report = report
+        self.checker = checker
+        self.now = checker.now
+        self.by = by if getattr(by, "pk", None) else None
+        self.by_label = by_label or (by.get_username() if self.by else "import")
+        self.rejected = rejected
+        self.directory = _Directory(report)
+        self.levels = ServiceLevels.current()
+        calendar = self.levels.calendar()
+        self.levels.calendar = lambda: calendar  # one Holiday query per run, not one per due time
+        coordinator = by if self.by and getattr(by, "role", "") == "coordinator" else None
+        self.coordinator = coordinator or sla.owner_for(Referral(state=State.RECEIVED), levels=self.levels)
+        self.clinicians = {c.pk: c for c in Clinician.objects.select_related("user")}
+        self.due_cache: dict[tuple, dt.datetime | None] = {}
+        self.moments: dict[dt.datetime, tuple[Any, dt.date]] = {}
+        self.draft = Referral()
+        self.owner_cache: dict[tuple, int | None] = {}
+        self.keys_seen: set[str] = set()
+        self.last_referral: dict[type, dict[int, dt.date]] = {ReferringProvider: {}, ReferringPractice: {}}
+        self.patients = _Table(
+            Patient,
+            ["id", "first_name", "last_name", "birth_date", "sex", "phone", "mrn", "payer", "member_id", "name_key"],
+            self.now,
+        )
+        self.referrals = _Table(
+            Referral,
+            ["id", "patient_id", "referring_provider_id", "referring_practice_id", "location_id", "clinician_id",
+             "reason", "diagnosis_codes", "urgency", "received_at", "idempotency_key", "external_id", "state",
+             "owner_id", "due_at", "decline_reason", "lost_reason", "last_event_at"],
+            self.now,
+            fixed={"channel": Channel.IMPORT, "coordinator_id": self.coordinator.pk if self.coordinator else None},
+        )  # fmt: skip
+        self.events = _Table(
+            ReferralEvent,
+            ["referral_id", "at", "to_state", "data"],
+            self.now,
+            fixed={"by_id": self.by.pk if self.by else None, "by_label": self.by_label, "action": "import"},
+        )
+        ops = connection.ops
+        self.db_datetime = ops.adapt_datetimefield_value
+        self.db_date = ops.adapt_datefield_value
+
+    def chunk(self, numbered: list[tuple[int, list]]) -> None:
+        report, checker = self.report, self.checker
+        rows = []
+        for number, values in numbered:
+            row = checker.check(number, values)
+            if row is not None:
+                rows.append(row)
+        report.rows += len(rows)
+        self.directory.resolve([row for row in rows if row.findable], checker)
+        valid = []
+        for row in rows:
+            if row.errors:
+                self._reject(row)
+            else:
+                valid.append(row)
+        fresh = self._not_yet_imported(valid)
+        patient_ids = self._patients(fresh)
+        self._referrals(fresh, patient_ids)
+
+    def _reject(self, row: _Row) -> None:
+        self.report.rejected += 1
+        for message in row.errors:
+            self.report.error(message)
+        if self.rejected is not None:
+            self.rejected.write(row)
+
+    def _not_yet_imported(self, rows: list[_Row]) -> list[_Row]:
+        keys = [row.key for row in rows]
+        found = _fetch_in(Referral, "idempotency_key", "idempotency_key", keys)
+        existing = {key for (key,) in found}
+        fresh = []
+        for row in rows:
+            if row.key in existing:
+                self.report.already_imported += 1
+            elif row.key in self.keys_seen:
+                self.report.repeated_in_file += 1
+            else:
+                self.keys_seen.add(row.key)
+                fresh.append(row)
+        return fresh
+
+    def _patients(self, rows: list[_Row]) -> list[_PatientRef]:
+        """Each row's patient, by the rules of services.patient_resolve; new ones inserted in one go."""
+        by_mrn: dict[str, _PatientRef] = {}
+        by_name: dict[tuple[str, dt.date], list[_PatientRef]] = {}
+        mrns = sorted({row.mrn for row in rows if row.mrn})
+        keys = [Patient.make_name_key(row.first_name, row.last_name) for row in rows]
+        name_keys = sorted(set(keys))
+        births = {row.birth_date.isoformat() for row in rows}
+        found: dict[int, _PatientRef] = {}
+        for pk, mrn in _fetch_in(Patient, "id, mrn", "mrn", mrns, where=_not_blank("mrn")):  # as the partial index
+            by_mrn[mrn] = found.setdefault(pk, _PatientRef(pk, mrn, True))
+        # Dates as ISO text, compared as such: the same on both databases, and no date parsing per candidate.
+        candidates = _fetch_in(Patient, "id, mrn, name_key, CAST(birth_date AS TEXT)", "name_key", name_keys)
+        for pk, mrn, name_key, birth_date in candidates:
+            if birth_date in births:
+                ref = found.setdefault(pk, _PatientRef(pk, mrn, True))
+                by_name.setdefault((name_key, birth_date), []).append(ref)
+        result: list[_PatientRef] = []
+        created: list[tuple[_Row, _PatientRef, str]] = []
+        for row, name_key in zip(rows, keys, strict=True):
+            mrn = row.mrn
+            ref = by_mrn.get(mrn) if mrn else None
+            if ref is None:
+                name = (name_key, row.birth_date.isoformat())
+                same = by_name.get(name)
+                exact = [p for p in same if not mrn or not p.mrn] if same else same
+                if exact and len(exact) == 1:
+                    ref = exact[0]
+                    if mrn and not ref.mrn:
+                        ref.mrn, ref.changed = mrn, ref.existing
+                        by_mrn[mrn] = ref
+                else:
+                    ref = _PatientRef(None, mrn, False)
+                    created.append((row, ref, name_key))
+                    if same is None:
+                        by_name[name] = [ref]
+                    else:
+                        same.append(ref)
+                    if mrn:
+                        by_mrn[mrn] = ref
+            if ref.existing:
+                self.report.patients_matched += 1
+            result.append(ref)
+        self.report.patients_created += len(created)
+        for (_row, ref, _key), pk in zip(created, _reserve_ids(Patient, len(created)), strict=True):
+            ref.pk = pk
+        db_date = self.db_date
+        self.patients.insert(
+            [
+                (ref.pk, row.first_name, row.last_name, db_date(row.birth_date), row.sex, row.phone, ref.mrn,
+                 row.payer, row.member_id, name_key)
+                for row, ref, name_key in created
+            ]
+        )  # fmt: skip
+        filled = [ref for ref in found.values() if ref.changed]
+        if filled:
+            sql = (
+                f"UPDATE {_table(Patient)} SET mrn = %s, version = version + 1, "  # noqa: S608
+                "updated_at = %s WHERE id = %s"
+            )
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    sql,
+                    [(ref.mrn, self.db_datetime(self.now), ref.pk) for ref in filled],
+                )
+        return result
+
+    def _referrals(self, rows: list[_Row], patients: list[_PatientRef]) -> None:
+        report, practice_of = self.report, self.directory.practice_of
+        provider_last, practice_last = self.last_referral[ReferringProvider], self.last_referral[ReferringPractice]
+        referral_rows, event_rows = [], []
+        for row, patient, pk in zip(rows, patients, _reserve_ids(Referral, len(rows)), strict=True):
+            state = row.state
+            received, day = self._received(row.received_at)
+            practice_id = practice_of.get(row.provider_id)
+            referral_rows.append(
+                (pk, patient.pk, row.provider_id, practice_id, row.location_id, row.clinician_id, row.reason,
+                 row.codes_json, row.urgency, received, row.key, row.external_id, state,
+                 self._owner(state, row.clinician_id), self._due(row),
+                 DECLINED_NOTE if state == State.DECLINED else "", LostReason.OTHER if state == State.LOST else "",
+                 received)
+            )  # fmt: skip
+            data = f'{{"channel": "import", "row": {row.number}}}'
+            event_rows.append((pk, received, state, data))
+            if provider_last.get(row.provider_id, dt.date.min) < day:
+                provider_last[row.provider_id] = day
+            if practice_id and practice_last.get(practice_id, dt.date.min) < day:
+                practice_last[practice_id] = day
+        report.states.update(row.state for row in rows)
+        self.referrals.insert(referral_rows)
+        self.events.insert(event_rows)
+        report.created += len(referral_rows)
+
+    def _received(self, moment: dt.datetime) -> tuple[Any, dt.date]:
+        """The database form of a time received, and its local date (most rows share a few thousand values)."""
+        known = self.moments.get(moment)
+        if known is None:
+            if len(self.moments) > 50_000:
+                self.moments.clear()
+            known = self.moments[moment] = (self.db_datetime(moment), timezone.localdate(moment))
+        return known
+
+    def _due(self, row: _Row) -> Any:
+        key = (row.state, row.received_at, row.urgency)
+        if key not in self.due_cache:
+            if len(self.due_cache) > 100_000:
+                self.due_cache.clear()
+            draft = self.draft  # one unsaved referral, reused: building a model instance per value costs more
+            draft.state, draft.received_at, draft.urgency = row.state, row.received_at, row.urgency
+            self.due_cache[key] = self.db_datetime(sla.due_at(draft, now=self.now, levels=self.levels))
+        return self.due_cache[key]
+
+    def _owner(self, state: str, clinician_id: int | None) -> int | None:
+        key = (state, clinician_id)
+        if key not in self.owner_cache:
+            draft = Referral(state=state, coordinator=self.coordinator, clinician=self.clinicians.get(clinician_id))
+            owner = sla.owner_for(draft, levels=self.levels)
+            self.owner_cache[key] = owner.pk if owner else None
+        return self.owner_cache[key]
+
+    def finish(self) -> None:
+        """Each source's last-referral date, as services._touch_source keeps it (moved forward, never back)."""
+        later = "(last_referral_on IS NULL OR last_referral_on < {day})"
+        with connection.cursor() as cursor:
+            for model, days in self.last_referral.items():
+                if not days:
+                    continue
+                table = _table(model)
+                if connection.vendor == "postgresql":  # one statement rather than one round trip per source
+                    sql = (
+                        f"UPDATE {table} SET last_referral_on = v.day "  # noqa: S608
+                        "FROM unnest(%s::bigint[], %s::date[]) AS v(id, day) "
+                        f"WHERE {table}.id = v.id AND {later.format(day='v.day')}"
+                    )
+                    cursor.execute(sql, [list(days), list(days.values())])
+                else:
+                    sql = (
+                        f"UPDATE {table} SET last_referral_on = %s "  # noqa: S608
+                        f"WHERE id = %s AND {later.format(day='%s')}"
+                    )
+                    cursor.executemany(
+                        sql,
+                        [(self.db_date(day), pk, self.db_date(day)) for pk, day in days.items()],
+                    )
+        self.report.providers_to_review = list(self.directory.review.values())
+
+
+class _RejectedWriter:
+    """The rejected rows as CSV (the file's own columns, then its row number and errors), neutralized by csvsafe."""
+
+    def __init__(self, path: Path, header: list[str]) -> None:
+        self.handle = path.open("w", newline="", encoding="utf-8")
+        self.writer = csv.writer(self.handle, lineterminator="\r\n")
+        self.width = len(header)
+        self.writer.writerow([neutralize(h) for h in [*header, "import_row", "import_errors"]])
+
+    def write(self, row: _Row) -> None:
+        cells = [_as_text(v) for v in row.values]
+        cells = (cells + [""] * self.width)[: self.width]
+        self.writer.writerow([neutralize(c) for c in [*cells, row.number, "; ".join(row.errors)]])
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+# The entry point ---------------------------------------------------------------------------------------------
+
+
+def referral_import(
+    *,
+    path: Path | str,
+    mapping: dict[str, str] | None = None,
+    columns: list[str | None] | None = None,
+    date_format: str | None = None,
+    dry_run: bool = False,
+    accept_valid: bool = False,
+    rejected_path: Path | str | None = None,
+    by=None,
+    by_label: str = "",
+    max_bytes: int | None = None,
+    file_name: str = "",
+    progress: Callable[[ImportReport], None] | None = None,
+) -> ImportReport:
+    """Import one file of referrals (see the module docstring for every rule); ImportRefused when it cannot be.
+
+    `mapping` maps file columns to fields by name (the command's --map); `columns` gives the field of each column
+    by position instead (the page). Rows with errors roll the whole file back unless `accept_valid`; the rejected
+    rows go to `rejected_path` when given. `dry_run` imports and rolls back, for a report of what would happen.
+    """
+    path = Path(path)
+    kind = file_kind(path, max_bytes=max_bytes)
+    date_format = _check_date_format(date_format)
+    report = ImportReport(file_name=file_name or path.name, kind=kind, dry_run=dry_run, accept_valid=accept_valid)
+    started = time.perf_counter()
+    with _open_rows(path, kind) as rows:
+        header = _header(rows)
+        if columns is None:
+            fields = column_fields(header, mapping)
+        else:
+            fields = (list(columns) + [None] * len(header))[: len(header)]
+            check_fields(header, fields)
+        report.ignored_columns = [name for name, f in zip(header, fields, strict=True) if f is None and name]
+        rejected = _RejectedWriter(Path(rejected_path), header) if rejected_path else None
+        try:
+            with _large_page_cache(), transaction.atomic():
+                with _postgres_settings():
+                    checker = _Checker(header, fields, date_format, timezone.now(), kind)
+                    run = _Run(report, checker, by=by, by_label=by_label, rejected=rejected)
+                    while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+                        run.chunk(chunk)
+                        if progress is not None:
+                            progress(report)
+                    if report.rows == 0:
+                        raise ImportRefused("The file has a header row but no referrals under it.")
+                    run.finish()
+                report.committed = not dry_run and (report.error_count == 0 or accept_valid)
+                if report.committed:
+                    audit_record(actor=by, actor_label=by_label, action="referral.import", detail=report.audit_detail())
+                else:
+                    transaction.set_rollback(True)
+        except IntegrityError as exc:
+            raise ImportRefused(
+                f"The database refused the import ({exc}); another import of the same file may be running. "
+                "Nothing was imported."
+            ) from None
+        finally:
+            if rejected is not None:
+                rejected.close()
+                report.rejected_path = str(rejected_path)
+    report.seconds = time.perf_counter() - started
+    return report
