@@ -16,6 +16,7 @@ from refloop.directory.models import (
     Weekday,
 )
 from refloop.directory.selectors import DirectoryFilters, Status
+from refloop.practice.forms import StateCodeMixin
 
 
 def _liaisons():
@@ -36,11 +37,6 @@ class VersionedForm(forms.ModelForm):
 
     def changes(self) -> dict:
         return {name: self.cleaned_data[name] for name in self._meta.fields if name in self.cleaned_data}
-
-
-class StateCodeMixin:
-    def clean_state(self) -> str:
-        return self.cleaned_data.get("state", "").strip().upper()
 
 
 class ProviderForm(StateCodeMixin, VersionedForm):

@@ -46,18 +46,24 @@ def _status_filter(qs: QuerySet, status: str, today: dt.date) -> QuerySet:
     return qs
 
 
-def provider_list(filters: DirectoryFilters, *, today: dt.date | None = None) -> QuerySet[ReferringProvider]:
-    qs = ReferringProvider.objects.current().select_related("tier", "territory", "liaison")
+def _shared_filters(qs: QuerySet, filters: DirectoryFilters) -> QuerySet:
+    """The filters providers and practices share: search text, tier, territory, liaison."""
+    qs = qs.select_related("tier", "territory", "liaison")
     if filters.q:
         qs = qs.search(filters.q)
-    if filters.specialty:
-        qs = qs.filter(Q(specialty__icontains=filters.specialty) | Q(taxonomy_code=filters.specialty.upper()))
     if filters.tier:
         qs = qs.filter(tier__code=filters.tier)
     if filters.territory:
         qs = qs.filter(territory_id=filters.territory)
     if filters.liaison:
         qs = qs.filter(liaison_id=filters.liaison)
+    return qs
+
+
+def provider_list(filters: DirectoryFilters, *, today: dt.date | None = None) -> QuerySet[ReferringProvider]:
+    qs = _shared_filters(ReferringProvider.objects.current(), filters)
+    if filters.specialty:
+        qs = qs.filter(Q(specialty__icontains=filters.specialty) | Q(taxonomy_code=filters.specialty.upper()))
     if filters.place:
         place = filters.place.strip()
         qs = (
@@ -68,15 +74,7 @@ def provider_list(filters: DirectoryFilters, *, today: dt.date | None = None) ->
 
 
 def practice_list(filters: DirectoryFilters, *, today: dt.date | None = None) -> QuerySet[ReferringPractice]:
-    qs = ReferringPractice.objects.current().select_related("tier", "territory", "liaison")
-    if filters.q:
-        qs = qs.search(filters.q)
-    if filters.tier:
-        qs = qs.filter(tier__code=filters.tier)
-    if filters.territory:
-        qs = qs.filter(territory_id=filters.territory)
-    if filters.liaison:
-        qs = qs.filter(liaison_id=filters.liaison)
+    qs = _shared_filters(ReferringPractice.objects.current(), filters)
     if filters.place:
         place = filters.place.strip()
         field = "locations__postal_code__startswith" if place[:1].isdigit() else "locations__city__iexact"

@@ -10,8 +10,10 @@ from refloop.practice.models import Clinician, Holiday, Location, Practice
 
 
 class StateCodeMixin:
+    """Accept "oh" for "OH": the two-letter code is what matters, not how it was typed."""
+
     def clean_state(self) -> str:
-        return self.cleaned_data["state"].strip().upper()
+        return self.cleaned_data.get("state", "").strip().upper()
 
 
 class PracticeForm(StateCodeMixin, forms.ModelForm):
