@@ -43,7 +43,11 @@ REFUSALS = [
     (AttemptOutcome.FAILED, "RCPT TO: 550 5.1.1 <{address}>: Recipient address rejected: User unknown"),
     (AttemptOutcome.FAILED, "HTTP 422 Unprocessable Entity: number {address} is not a fax line"),
 ]
-BUSY = "fax gateway: line busy, no answer after 60 s"
+BUSY = {
+    DeliveryChannel.FAX: "fax gateway: line busy, no answer after 60 s",
+    DeliveryChannel.EMAIL: "SMTP 421 4.4.2 connection to the mail server timed out",
+    DeliveryChannel.DIRECT: "HISP relay: 421 4.3.2 service not available, try later",
+}
 STATUS_LINK_OFFICES = 5
 
 
@@ -138,9 +142,10 @@ def _play_past_deliveries(rng: random.Random, now: dt.datetime, *, by) -> dict[s
             if roll < 0.03:
                 for wait in [0, *settings.LETTERS_RETRY_SECONDS]:  # every automatic retry, then a person
                     at += dt.timedelta(seconds=wait)
-                    _answer(delivery, at, Answer(AttemptOutcome.RETRY, BUSY))
+                    _answer(delivery, at, Answer(AttemptOutcome.RETRY, BUSY.get(delivery.channel, BUSY["fax"])))
             elif roll < 0.05:
-                outcome, text = rng.choice(REFUSALS)
+                # A fax gateway refuses a number; a mail server or HISP refuses an address.
+                outcome, text = REFUSALS[1] if delivery.channel == DeliveryChannel.FAX else REFUSALS[0]
                 _answer(delivery, at, Answer(outcome, text.format(address=delivery.address)))
             elif delivery.channel == DeliveryChannel.FAX:
                 _answer(
