@@ -28,7 +28,8 @@ A column named like a field needs no --map; map the others with --map "Column na
 
 Dates are YYYY-MM-DD unless --date-format gives another (strftime codes: --date-format %m/%d/%Y).
 Referring providers are matched by NPI, then by name and address; ones not in the directory are listed for
-review and never created. status ({", ".join(IMPORT_STATES)}) imports a referral in that state.
+review and never created. A status column imports each referral in its state:
+{", ".join(IMPORT_STATES)}.
 
 One transaction per file: any row error imports nothing, unless --accept-valid, which imports the valid rows
 and writes the rejected ones (row number and errors added) to a CSV. Importing a file again creates nothing
