@@ -202,6 +202,14 @@ class ReferringProvider(DirectoryEntry, PostalAddress):
         name = " ".join(p for p in [self.first_name, self.last_name] if p)
         return f"{name}, {self.credentials}" if self.credentials else name
 
+    def primary_affiliation(self) -> ProviderPractice | None:
+        """Where the provider mainly works: the affiliation flagged primary, else the oldest one."""
+        return self.affiliations.select_related("practice").order_by("-is_primary", "pk").first()
+
+    def primary_practice(self) -> ReferringPractice | None:
+        affiliation = self.primary_affiliation()
+        return affiliation.practice if affiliation else None
+
 
 class Weekday(models.TextChoices):
     MON = "mon", "Mon"

@@ -129,8 +129,7 @@ def letter_create(
     if recipient == Recipient.PATIENT and patient is None:
         raise LetterRefused("A letter to the patient needs a referral.")
     if practice is None and provider is not None:
-        affiliation = provider.affiliations.select_related("practice").order_by("-is_primary", "pk").first()
-        practice = affiliation.practice if affiliation else None
+        practice = provider.primary_practice()
     built = letter_context.build(
         referral=referral,
         recipient=recipient,
@@ -172,8 +171,7 @@ def route_for(letter: Letter) -> channels.Route:
         return channels.route_for_patient(letter.patient)
     practice = letter.referral.referring_practice if letter.referral_id else None
     if practice is None:
-        affiliation = letter.provider.affiliations.select_related("practice").order_by("-is_primary").first()
-        practice = affiliation.practice if affiliation else None
+        practice = letter.provider.primary_practice()
     return channels.route_for_provider(letter.provider, practice)
 
 

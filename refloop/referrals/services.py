@@ -106,10 +106,7 @@ class Received:
 
 
 def _practice_of(provider: ReferringProvider | None) -> ReferringPractice | None:
-    if provider is None:
-        return None
-    affiliation = provider.affiliations.select_related("practice").order_by("-is_primary", "pk").first()
-    return affiliation.practice if affiliation else None
+    return provider.primary_practice() if provider is not None else None
 
 
 def _clean_received_at(received_at: dt.datetime | None, now: dt.datetime) -> dt.datetime:

@@ -38,7 +38,7 @@ def concern_practice_for(entry) -> int | None:
 
     if isinstance(entry, ReferringPractice):
         return entry.pk
-    affiliation = entry.affiliations.order_by("-is_primary", "pk").first() if getattr(entry, "pk", None) else None
+    affiliation = entry.primary_affiliation() if getattr(entry, "pk", None) else None
     return affiliation.practice_id if affiliation else None
 
 
