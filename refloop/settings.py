@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "refloop.outreach",
     "refloop.insights",
     "refloop.letters",
+    "refloop.interop",
 ]
 
 MIDDLEWARE = [
