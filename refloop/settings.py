@@ -239,3 +239,27 @@ LETTERS_FORM_MAX_SECONDS = env_int("REFLOOP_REFER_FORM_MAX_SECONDS", 4 * 3600, m
 # WeasyPrint logs every layout step at INFO; the worker's log should show deliveries, not page layout.
 LOGGING["loggers"].update({"weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}})
 # ---- end of letters and delivery -----------------------------------------------------------------------------
+
+# ---- HL7 v2 (refloop/interop/hl7) ----------------------------------------------------------------------------
+# MSH-3/MSH-4 of every message refloop writes (ACKs and status messages).
+HL7_APPLICATION = env_str("REFLOOP_HL7_APPLICATION", "REFLOOP").strip() or "REFLOOP"
+HL7_FACILITY = env_str("REFLOOP_HL7_FACILITY", "").strip()
+# Where status messages (RRI^I12, OSU^O51, SIU^S12/S13/S15/S26) go over MLLP: host:port. Unset: each message
+# is still written and kept as queued, unsent, so nothing is lost when an interface engine is added later.
+HL7_DESTINATION = env_str("REFLOOP_HL7_DESTINATION", "").strip()
+if HL7_DESTINATION:
+    _hl7_host, _, _hl7_port = HL7_DESTINATION.rpartition(":")
+    if not _hl7_host or not _hl7_port.isdigit() or not 0 < int(_hl7_port) < 65536:
+        raise ImproperlyConfigured(f"REFLOOP_HL7_DESTINATION must be host:port; got {HL7_DESTINATION!r}")
+HL7_ACK_TIMEOUT = env_int("REFLOOP_HL7_ACK_TIMEOUT", 30, minimum=1)
+_hl7_waits = env_list("REFLOOP_HL7_RETRY_SECONDS", ["30", "120", "600", "3600"])
+if not all(wait.isdigit() for wait in _hl7_waits):
+    raise ImproperlyConfigured(
+        f"REFLOOP_HL7_RETRY_SECONDS must be whole seconds separated by commas; got {_hl7_waits!r}"
+    )
+HL7_RETRY_SECONDS = [int(wait) for wait in _hl7_waits]
+# A send not finished after this long belongs to a worker that died: it is taken back and sent again (same MSH-10).
+HL7_LEASE_SECONDS = env_int("REFLOOP_HL7_LEASE_SECONDS", 120, minimum=1)
+# Largest inbound message the MLLP listener takes, in bytes (a referral with embedded documents can be large).
+HL7_MAX_MESSAGE_BYTES = env_int("REFLOOP_HL7_MAX_MESSAGE_BYTES", 20_000_000, minimum=10_000)
+# ---- end of HL7 v2 -------------------------------------------------------------------------------------------
