@@ -8,8 +8,9 @@ specialty (the commonest specialty of the practice's providers), same volume ban
 before). The event's lift is (after - before) at the visited practice minus the mean (after - before) of its
 controls; the estimate is the mean lift over events, in referrals per practice per 90 days.
 
-An event counts only when its 90 days after are over (before `as_of`, usually today), and when its practice had no other visit or lunch in
-the 90 days before (else the "before" already carries an earlier visit's effect). A stratum needs
+An event counts only when its 90 days after are over (before `as_of`, usually today), and when its practice
+had no other visit or lunch in the 90 days before (else the "before" carries an earlier visit's effect). A
+stratum needs
 MIN_CONTROLS controls; with fewer, specialty and then tier are dropped (the match level is kept per event);
 an event with no comparable practice at all is left out and counted.
 
