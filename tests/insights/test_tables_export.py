@@ -22,7 +22,7 @@ def _table(**extra) -> Table:
         title="Top sources: May 2026",
         columns=["Source", "Referrals", "Lift", "Since"],
         rows=[
-            ["=HYPERLINK(\"http://evil\",\"x\")", 12, -3.5, dt.date(2026, 5, 1)],
+            ['=HYPERLINK("http://evil","x")', 12, -3.5, dt.date(2026, 5, 1)],
             ["@SUM(A1)", 0, None, dt.date(2026, 5, 2)],
             ["Dr. Plain\x07", 7, 1.25, dt.date(2026, 5, 3)],
         ],
@@ -37,7 +37,7 @@ def test_csv_neutralizes_text_and_keeps_numbers_as_numbers():
     assert 'filename="refloop-top-sources-may-2026-' in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows[0] == ["Source", "Referrals", "Lift", "Since"]
-    assert rows[1] == ["'=HYPERLINK(\"http://evil\",\"x\")", "12", "-3.5", "2026-05-01"]
+    assert rows[1] == ['\'=HYPERLINK("http://evil","x")', "12", "-3.5", "2026-05-01"]
     assert rows[2] == ["'@SUM(A1)", "0", "", "2026-05-02"]
 
 
@@ -46,7 +46,7 @@ def test_xlsx_holds_no_formula_and_typed_numbers_and_dates():
     sheet = load_workbook(io.BytesIO(response.content)).active
     assert sheet.title == "Top sources  May 2026"
     values = [[cell.value for cell in row] for row in sheet.iter_rows()]
-    assert values[1][0] == "'=HYPERLINK(\"http://evil\",\"x\")"
+    assert values[1][0] == '\'=HYPERLINK("http://evil","x")'
     assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
     assert values[1][1] == 12 and values[1][2] == -3.5
     assert values[1][3].date() == dt.date(2026, 5, 1)
