@@ -59,6 +59,14 @@ def ack_fields(ack: str) -> dict[str, list[str]]:
     """{segment id: fields} of an ACK (one of each), MSH numbered like the standard (fields[1] = MSH-1)."""
     found = {}
     for seg in segments(ack):
-        parts = seg.split("|")
+        parts = [_unescape(p) for p in seg.split("|")]
         found[parts[0]] = ["MSH", "|", *parts[1:]] if parts[0] == "MSH" else parts
     return found
+
+
+def _unescape(value: str) -> str:
+    if value == "^~\\&":
+        return value
+    for name, char in (("S", "^"), ("F", "|"), ("T", "&"), ("R", "~"), ("E", "\\")):
+        value = value.replace(f"\\{name}\\", char)
+    return value

@@ -52,7 +52,8 @@ def charset_of(raw: bytes) -> tuple[str, str]:
     if not head.startswith("MSH") or len(head) < 8:
         return "", "utf-8"
     parts = head.split(head[3])
-    declared = parts[18].split(head[4] if len(head) > 4 else "^")[0].strip() if len(parts) > 18 else ""
+    # parts[0] is "MSH" and parts[n - 1] is MSH-n (MSH-1 is the separator itself)
+    declared = parts[17].split(head[4] if len(head) > 4 else "^")[0].strip() if len(parts) > 17 else ""
     if not declared:
         return "", "utf-8"
     codec = CHARSETS.get(declared.upper())
