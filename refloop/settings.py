@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "ninja",  # the API docs page, served from the wheel's static files (no CDN)
     "django_tasks",
     "django_tasks_db",
     "refloop",

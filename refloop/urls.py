@@ -16,4 +16,6 @@ urlpatterns = [
     path("settings/", include("refloop.practice.urls")),
     path("letters/", include("refloop.letters.urls")),
     path("", include("refloop.letters.public_urls")),
+    path("api/", include("refloop.interop.api.urls")),
+    path("settings/api-keys/", include("refloop.interop.urls")),
 ]

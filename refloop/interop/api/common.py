@@ -1,0 +1,139 @@
+"""What every router shares: the error body, the declared error answers, paging, ETags and the audit call."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from ninja import Field, Schema
+from ninja.errors import HttpError
+
+from refloop.accounts.audit import audit_record
+
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+
+
+class FieldError(Schema):
+    field: str = Field(description="The input, as `body.patient.birth_date` or `query.limit`; empty for the whole.")
+    message: str
+
+
+class ErrorOut(Schema):
+    message: str = Field(description="What was wrong, naming the field when one field was.")
+    errors: list[FieldError] = []
+
+
+# What each status means in this API; every operation declares the ones it can answer.
+ERROR_MEANINGS = {
+    400: "The body is not JSON.",
+    401: "No valid API key and no session.",
+    403: "The key lacks the scope, or the role may not do this (or the CSRF token is missing).",
+    404: "No such record.",
+    409: "The workflow refused the step, or the Idempotency-Key was used with a different body.",
+    412: "If-Match does not match the record's current ETag: someone changed it since it was read.",
+    422: "The input is not valid; `errors` names each field.",
+    428: "Updates need If-Match with the ETag the record was read with.",
+}
+
+
+def answers(ok: dict[int, Any], *codes: int, body: bool = False) -> dict[int, Any]:
+    """The response map of an operation: its success answers plus 401, 403, 422 and the `codes` it adds."""
+    errors = {401, 403, 422, *codes} | ({400} if body else set())
+    return ok | {code: ErrorOut for code in sorted(errors)}
+
+
+def error(status: int, message: str, field: str = "") -> HttpError:
+    exc = HttpError(status, message)
+    exc.field = field
+    return exc
+
+
+def validation_errors(exc: ValidationError, prefix: str = "body") -> list[dict[str, str]]:
+    """A Django ValidationError as field errors (`__all__` and non-field errors name no field)."""
+    if hasattr(exc, "error_dict"):
+        out = []
+        for name, errors in exc.message_dict.items():
+            field = "" if name in ("__all__", None) else f"{prefix}.{name}"
+            out += [{"field": field, "message": message} for message in errors]
+        return out
+    return [{"field": "", "message": message} for message in exc.messages]
+
+
+def summary(errors: list[dict[str, str]]) -> str:
+    return "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
+
+
+# Paging
+
+
+class PageParams(Schema):
+    limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE, description=f"Rows per page (at most {MAX_PAGE}).")
+    offset: int = Field(0, ge=0, le=10_000_000, description="Rows to skip.")
+
+
+def page(queryset: QuerySet, params: PageParams) -> tuple[list, dict[str, Any]]:
+    """One page of `queryset` and the page's figures (count, limit, offset, next offset or null)."""
+    count = queryset.count()
+    rows = list(queryset[params.offset : params.offset + params.limit])
+    following = params.offset + params.limit
+    return rows, {
+        "count": count,
+        "limit": params.limit,
+        "offset": params.offset,
+        "next_offset": following if following < count else None,
+    }
+
+
+# Optimistic concurrency
+
+
+def etag(record: Model) -> str:
+    """The record's ETag: its version where it keeps one, else a digest of when it was last saved."""
+    version = getattr(record, "version", None)
+    if version is not None:
+        return f'"{record._meta.model_name}-{record.pk}-v{version}"'
+    stamp = hashlib.sha256(f"{record.pk}:{record.updated_at.isoformat()}".encode()).hexdigest()[:16]
+    return f'"{record._meta.model_name}-{record.pk}-{stamp}"'
+
+
+def if_match_header():
+    """The If-Match parameter as the OpenAPI document shows it (the check itself reads the request)."""
+    from ninja import Header
+
+    return Header(None, alias="If-Match", max_length=200, description="The ETag the record was read with.")
+
+
+def if_match(request: HttpRequest, record: Model) -> None:
+    """Refuse an update sent without If-Match (428) or with an ETag that is no longer current (412)."""
+    header = request.headers.get("If-Match", "").strip()
+    if not header:
+        raise error(
+            428,
+            "Send If-Match with the ETag from reading the record, so no one else's change is lost.",
+            "header.If-Match",
+        )
+    sent = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    if etag(record) not in sent:
+        raise error(
+            412,
+            "The record changed since you read it (If-Match does not match its ETag): read it again.",
+            "header.If-Match",
+        )
+
+
+def expected_version(request: HttpRequest, record: Model) -> int:
+    """The version the caller read, after the If-Match checks: the service re-checks it under its row lock."""
+    if_match(request, record)
+    return record.version
+
+
+# Audit
+
+
+def audit(request: HttpRequest, action: str, target: Model | None = None, **detail: Any) -> None:
+    """Record a read or write of patient data, naming the user or the API key."""
+    audit_record(action=f"api.{action}", target=target, detail=detail or None, **request.auth.audit())
