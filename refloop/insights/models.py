@@ -66,3 +66,167 @@ class SourceAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.provider or self.practice} since {self.since}"
+
+
+# Rollups behind the dashboard ---------------------------------------------------------------------------------
+# Written only by refloop/insights/rollups.py; see its docstring for the design.
+
+# Histogram edges: a value v falls in the first bucket whose edge is greater than v (the last bucket is open).
+CONTACT_HOUR_EDGES = (1, 4, 8, 24, 48, 72, 120, 168)  # hours from receipt to first contact: 9 buckets
+APPOINTMENT_DAY_EDGES = (3, 7, 14, 21, 30, 45, 60, 90)  # days from receipt to the appointment: 9 buckets
+TURNAROUND_CAP = 15  # business days from visit to report: one bucket per day, 15 meaning "15 or more"
+LOST_REASONS = ("went_elsewhere", "insurance", "could_not_reach", "patient_declined", "other")
+
+ALL_ID = -1  # in a rollup row, "every value of this dimension" (the row sums over it); 0 means "none"
+ALL_TEXT = "*"
+
+
+class RollupMember(models.Model):
+    """What one referral contributes to the rollups, as last added: its dimensions and its outcome.
+
+    Changing a referral subtracts this row's contribution and adds the new one in the same transaction, so
+    the rollups never drift; the drill-down lists filter these rows, so a list always holds exactly the
+    referrals a number counted. Ids are plain integers (0 = none): a rollup never blocks deleting a record.
+    """
+
+    referral = models.OneToOneField(
+        "referrals.Referral", primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    month = models.DateField()
+    source_kind = models.CharField(max_length=20)  # "provider" or an OtherSourceKind
+    provider_id = models.BigIntegerField(default=0)
+    practice_id = models.BigIntegerField(default=0)
+    other_source_id = models.BigIntegerField(default=0)
+    payer = models.CharField(max_length=120, blank=True)
+    location_id = models.BigIntegerField(default=0)
+    clinician_id = models.BigIntegerField(default=0)
+    specialty = models.CharField(max_length=150, blank=True)
+    territory_id = models.BigIntegerField(default=0)
+    liaison_id = models.BigIntegerField(default=0)
+    urgency = models.CharField(max_length=10)
+    scheduled = models.BooleanField(default=False)
+    seen = models.BooleanField(default=False)
+    report_sent = models.BooleanField(default=False)
+    closed_loop = models.BooleanField(default=False)
+    declined = models.BooleanField(default=False)
+    open = models.BooleanField(default=False)
+    lost_reason = models.CharField(max_length=20, blank=True)
+    contact_hours = models.FloatField(null=True)
+    contact_bucket = models.SmallIntegerField(null=True)
+    appointment_days = models.IntegerField(null=True)
+    appointment_bucket = models.SmallIntegerField(null=True)
+    turnaround_days = models.SmallIntegerField(null=True, help_text=f"Capped at {TURNAROUND_CAP}.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["month"], name="rollupmember_month"),
+            models.Index(fields=["provider_id", "month"], name="rollupmember_provider"),
+            models.Index(fields=["practice_id", "month"], name="rollupmember_practice"),
+            models.Index(fields=["other_source_id"], name="rollupmember_other"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Referral #{self.referral_id} counted in {self.month:%Y-%m}"
+
+
+def _counts(prefix: str, n: int) -> dict[str, models.Field]:
+    return {f"{prefix}{i}": models.IntegerField(default=0) for i in range(n)}
+
+
+MEASURES = (
+    ["received", "scheduled", "seen", "report_sent", "closed_loop", "declined", "open", "contacted"]
+    + [f"lost_{reason}" for reason in LOST_REASONS]
+    + ["contact_hours_sum", "appointment_days_sum"]
+    + [f"c{i}" for i in range(len(CONTACT_HOUR_EDGES) + 1)]
+    + [f"a{i}" for i in range(len(APPOINTMENT_DAY_EDGES) + 1)]
+    + [f"t{i}" for i in range(TURNAROUND_CAP + 1)]
+)
+CUBE_DIMENSIONS = (
+    "source_kind",
+    "payer",
+    "location_id",
+    "clinician_id",
+    "specialty",
+    "territory_id",
+    "liaison_id",
+    "urgency",
+)
+
+
+class ReferralRollup(models.Model):
+    """Referrals received in one month, summed over every referral that shares the row's dimensions.
+
+    Rows come in cuboids (see rollups.CUBOIDS): each cuboid keeps month, source kind and payer plus some of
+    the filter dimensions, the others stored as ALL_ID / ALL_TEXT. A page reads the smallest cuboid that holds
+    the dimensions its filters name, so an unfiltered year is a few hundred rows, not 200,000 referrals.
+    """
+
+    cuboid = models.PositiveSmallIntegerField()
+    month = models.DateField()
+    source_kind = models.CharField(max_length=20)
+    payer = models.CharField(max_length=120)
+    location_id = models.BigIntegerField()
+    clinician_id = models.BigIntegerField()
+    specialty = models.CharField(max_length=150)
+    territory_id = models.BigIntegerField()
+    liaison_id = models.BigIntegerField()
+    urgency = models.CharField(max_length=10)
+    received = models.IntegerField(default=0)
+    scheduled = models.IntegerField(default=0)
+    seen = models.IntegerField(default=0)
+    report_sent = models.IntegerField(default=0)
+    closed_loop = models.IntegerField(default=0)
+    declined = models.IntegerField(default=0)
+    open = models.IntegerField(default=0)
+    contacted = models.IntegerField(default=0)
+    lost_went_elsewhere = models.IntegerField(default=0)
+    lost_insurance = models.IntegerField(default=0)
+    lost_could_not_reach = models.IntegerField(default=0)
+    lost_patient_declined = models.IntegerField(default=0)
+    lost_other = models.IntegerField(default=0)
+    contact_hours_sum = models.FloatField(default=0)
+    appointment_days_sum = models.BigIntegerField(default=0)
+    locals().update(_counts("c", len(CONTACT_HOUR_EDGES) + 1))
+    locals().update(_counts("a", len(APPOINTMENT_DAY_EDGES) + 1))
+    locals().update(_counts("t", TURNAROUND_CAP + 1))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cuboid", "month", *CUBE_DIMENSIONS], name="referralrollup_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} cuboid {self.cuboid}: {self.received} received"
+
+
+class SourceKind(models.TextChoices):
+    PROVIDER = "provider", "Referring provider"
+    PRACTICE = "practice", "Referring practice"
+    OTHER = "other", "Other source"
+
+
+class SourceRollup(models.Model):
+    """Referrals one source sent in one month (by the territory, liaison and specialty they were counted under):
+    what the top-source lists and the new and growing sources read."""
+
+    kind = models.CharField(max_length=10, choices=SourceKind.choices)
+    source_id = models.BigIntegerField()
+    month = models.DateField()
+    territory_id = models.BigIntegerField()
+    liaison_id = models.BigIntegerField()
+    specialty = models.CharField(max_length=150)
+    received = models.IntegerField(default=0)
+    scheduled = models.IntegerField(default=0)
+    seen = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "source_id", "month", "territory_id", "liaison_id", "specialty"],
+                name="sourcerollup_key",
+            ),
+        ]
+        indexes = [models.Index(fields=["month", "kind"], name="sourcerollup_month")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.source_id} in {self.month:%Y-%m}: {self.received}"

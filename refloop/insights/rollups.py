@@ -1,0 +1,478 @@
+"""Rollups: the dashboard's counts, kept current as referrals change instead of recounted on every page view.
+
+Three tables (refloop/insights/models.py):
+
+- RollupMember, one row per referral: the dimensions it was counted under (month received, source kind, payer,
+  location, clinician, referrer specialty, territory, liaison, urgency, provider, practice) and its outcome
+  (scheduled, seen, report sent, loop closed, declined, lost and why, time buckets). It is the referral's
+  "last contribution": a change subtracts the old row from the sums and adds the new one, in the same
+  transaction as the change. Drill-down lists filter these rows, so a list is exactly what its number counted.
+- ReferralRollup, the sums per month in a few cuboids: every cuboid keeps month x source kind x payer, plus one
+  filter dimension (or all of them). No filter reads ~54 rows a month; one filter a few hundred; several filters
+  read the full cuboid, narrowed by those filters. Distributions (time to contact, to appointment, report
+  turnaround in business days) are histogram columns, so medians, 90th percentiles and "within target" come
+  from sums too, for whatever target the practice sets later.
+- SourceRollup, the sums per source (provider, practice, other source) and month: top sources, new sources,
+  growing sources.
+
+Grain is the month: periods on the dashboard are whole months, which is how a manager compares them.
+
+The sums are always built from RollupMember rows by SQL (`_apply`), one code path for a single change, an import
+and a rebuild; the test recount builds them independently from the referrals. Referral saves and deletes, and
+edits to what a referral is counted under (the provider's territory, liaison or specialty, the patient's payer,
+an other source's kind, a merge moving referrals) resync the referrals concerned through model signals, which
+run inside the writer's transaction. Bulk writers that bypass model saves (the referral importer, the demo's
+bulk path) call `rollup_sync_missing()` or `rollup_rebuild()`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+
+from django.db import connection, transaction
+from django.db.models.signals import post_save, pre_delete
+from django.utils import timezone
+
+from refloop.insights.models import (
+    ALL_ID,
+    ALL_TEXT,
+    APPOINTMENT_DAY_EDGES,
+    CONTACT_HOUR_EDGES,
+    CUBE_DIMENSIONS,
+    LOST_REASONS,
+    MEASURES,
+    TURNAROUND_CAP,
+    ReferralRollup,
+    RollupMember,
+    SourceKind,
+    SourceRollup,
+)
+from refloop.referrals.workflow import OPEN_STATES, State
+
+# Cuboid number -> the filter dimensions it keeps besides month, source kind and payer (which every cuboid keeps).
+FILTER_DIMENSIONS = ("location_id", "clinician_id", "specialty", "territory_id", "liaison_id", "urgency")
+CUBOIDS: dict[int, tuple[str, ...]] = {0: ()}
+CUBOIDS.update({i + 1: (name,) for i, name in enumerate(FILTER_DIMENSIONS)})
+FULL_CUBOID = len(CUBOIDS)
+CUBOIDS[FULL_CUBOID] = FILTER_DIMENSIONS
+TEXT_DIMENSIONS = frozenset({"source_kind", "payer", "specialty", "urgency"})
+
+MEMBER_FIELDS = [f.attname for f in RollupMember._meta.concrete_fields if not f.primary_key]
+_FACT_COLUMNS = (
+    "id",
+    "received_at",
+    "state",
+    "first_contact_at",
+    "appointment_at",
+    "seen_at",
+    "report_sent_at",
+    "lost_reason",
+    "location_id",
+    "clinician_id",
+    "urgency",
+    "referring_provider_id",
+    "referring_practice_id",
+    "other_source_id",
+    "other_source__kind",
+    "referring_provider__specialty",
+    "referring_provider__territory_id",
+    "referring_provider__liaison_id",
+    "patient__payer",
+)
+
+
+def cuboid_for(dimensions: Iterable[str]) -> int:
+    """The smallest cuboid that keeps every dimension named (a filter or a breakdown)."""
+    wanted = {d for d in dimensions if d in FILTER_DIMENSIONS}
+    for number, kept in CUBOIDS.items():
+        if wanted <= set(kept):
+            return number
+    return FULL_CUBOID
+
+
+def month_of(moment: dt.datetime) -> dt.date:
+    return timezone.localdate(moment).replace(day=1)
+
+
+# What one referral contributes -----------------------------------------------------------------------------------
+
+
+class _Calendar:
+    """The practice's business calendar, read once and only if a turnaround needs it."""
+
+    def __init__(self) -> None:
+        self._calendar = None
+
+    def get(self):
+        if self._calendar is None:
+            from refloop.practice.models import ServiceLevels
+
+            self._calendar = ServiceLevels.current().calendar()
+        return self._calendar
+
+
+def members_for(referrals, calendar: _Calendar | None = None) -> Iterator[RollupMember]:
+    """Unsaved RollupMember rows for a Referral queryset, computed from the records as they are now."""
+    calendar = calendar or _Calendar()
+    for row in referrals.values_list(*_FACT_COLUMNS).iterator(chunk_size=5000):
+        yield _member(row, calendar)
+
+
+def _member(row: tuple, calendar: _Calendar) -> RollupMember:
+    (pk, received_at, state, first_contact_at, appointment_at, seen_at, report_sent_at, lost_reason, location_id,
+     clinician_id, urgency, provider_id, practice_id, other_source_id, other_kind, specialty, territory_id,
+     liaison_id, payer) = row  # fmt: skip
+    received_day = timezone.localdate(received_at)
+    contact_hours = contact_bucket = appointment_days = appointment_bucket = turnaround = None
+    if first_contact_at is not None:
+        contact_hours = max(0.0, round((first_contact_at - received_at).total_seconds() / 3600, 2))
+        contact_bucket = bisect.bisect_right(CONTACT_HOUR_EDGES, contact_hours)
+    if appointment_at is not None:
+        appointment_days = max(0, (timezone.localdate(appointment_at) - received_day).days)
+        appointment_bucket = bisect.bisect_right(APPOINTMENT_DAY_EDGES, appointment_days)
+    if seen_at is not None and report_sent_at is not None:
+        days = calendar.get().business_days_between(timezone.localdate(seen_at), timezone.localdate(report_sent_at))
+        turnaround = min(days, TURNAROUND_CAP)
+    is_provider = provider_id is not None
+    return RollupMember(
+        referral_id=pk,
+        month=received_day.replace(day=1),
+        source_kind=SourceKind.PROVIDER if is_provider else (other_kind or "other"),
+        provider_id=provider_id or 0,
+        practice_id=practice_id or 0,
+        other_source_id=other_source_id or 0,
+        payer=(payer or "")[:120],
+        location_id=location_id or 0,
+        clinician_id=clinician_id or 0,
+        specialty=(specialty or "")[:150] if is_provider else "",
+        territory_id=(territory_id or 0) if is_provider else 0,
+        liaison_id=(liaison_id or 0) if is_provider else 0,
+        urgency=urgency,
+        scheduled=appointment_at is not None,
+        seen=seen_at is not None,
+        report_sent=report_sent_at is not None,
+        closed_loop=state == State.CLOSED and seen_at is not None,
+        declined=state == State.DECLINED,
+        open=state in OPEN_STATES,
+        lost_reason=lost_reason if state == State.LOST else "",
+        contact_hours=contact_hours,
+        contact_bucket=contact_bucket,
+        appointment_days=appointment_days,
+        appointment_bucket=appointment_bucket,
+        turnaround_days=turnaround,
+    )
+
+
+def member_values(member: RollupMember | None) -> tuple | None:
+    return None if member is None else tuple(getattr(member, name) for name in MEMBER_FIELDS)
+
+
+# From member rows to sums, in SQL --------------------------------------------------------------------------------
+
+
+# SQL below is built from model column names (quoted) and fixed labels; values always travel as parameters.
+
+
+def _measure_sql(sign: int) -> list[str]:
+    """SQL expressions over member rows (`x`) giving each ReferralRollup measure, in MEASURES order."""
+    s = "" if sign > 0 else "-"
+
+    def count(condition: str) -> str:
+        return f"{s}SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+    exprs = {
+        "received": f"{s}COUNT(*)",
+        "scheduled": count("x.scheduled"),
+        "seen": count("x.seen"),
+        "report_sent": count("x.report_sent"),
+        "closed_loop": count("x.closed_loop"),
+        "declined": count("x.declined"),
+        "open": count("x.open"),
+        "contacted": count("x.contact_hours IS NOT NULL"),
+        "contact_hours_sum": f"{s}COALESCE(SUM(x.contact_hours), 0)",
+        "appointment_days_sum": f"{s}COALESCE(SUM(x.appointment_days), 0)",
+    }
+    for reason in LOST_REASONS:
+        exprs[f"lost_{reason}"] = count(f"x.lost_reason = '{reason}'")
+    for i in range(len(CONTACT_HOUR_EDGES) + 1):
+        exprs[f"c{i}"] = count(f"x.contact_bucket = {i}")
+    for i in range(len(APPOINTMENT_DAY_EDGES) + 1):
+        exprs[f"a{i}"] = count(f"x.appointment_bucket = {i}")
+    for i in range(TURNAROUND_CAP + 1):
+        exprs[f"t{i}"] = count(f"x.turnaround_days = {i}")
+    return [exprs[name] for name in MEASURES]
+
+
+_MEMBER_SOURCE_COLUMNS = (
+    "scheduled", "seen", "report_sent", "closed_loop", "declined", "open", "lost_reason", "contact_hours",
+    "contact_bucket", "appointment_days", "appointment_bucket", "turnaround_days",
+)  # fmt: skip
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _upsert_sql(table: str, key: Sequence[str], measures: Sequence[str], select: str) -> str:
+    columns = ", ".join(_q(c) for c in [*key, *measures])
+    updates = ", ".join(f"{_q(m)} = {table}.{_q(m)} + excluded.{_q(m)}" for m in measures)
+    conflict = ", ".join(_q(c) for c in key)
+    return f"INSERT INTO {table} ({columns}) {select} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+
+
+def _apply(where: str, params: Sequence, sign: int) -> None:
+    """Add (sign 1) or subtract (sign -1) the member rows matching `where` to every cuboid and source row."""
+    member = _q(RollupMember._meta.db_table)
+    cube = _q(ReferralRollup._meta.db_table)
+    sources = _q(SourceRollup._meta.db_table)
+    passthrough = ", ".join(f"m.{_q(c)}" for c in _MEMBER_SOURCE_COLUMNS)
+    branches = []
+    for number, kept in CUBOIDS.items():
+        dims = []
+        for d in CUBE_DIMENSIONS:
+            if d in ("source_kind", "payer") or d in kept:
+                dims.append(f"m.{_q(d)} AS {_q(d)}")
+            else:
+                dims.append(f"%s AS {_q(d)}")
+        branches.append(
+            f"SELECT {number} AS cuboid, m.month AS month, {', '.join(dims)}, {passthrough} "  # noqa: S608
+            f"FROM {member} m WHERE {where}"
+        )
+    branch_params: list = []
+    for _number, kept in CUBOIDS.items():
+        for d in CUBE_DIMENSIONS:
+            if not (d in ("source_kind", "payer") or d in kept):
+                branch_params.append(ALL_TEXT if d in TEXT_DIMENSIONS else ALL_ID)
+        branch_params.extend(params)
+    key = ["cuboid", "month", *CUBE_DIMENSIONS]
+    group = ", ".join(f"x.{_q(c)}" for c in key)
+    select = (
+        f"SELECT {group}, {', '.join(_measure_sql(sign))} FROM ({' UNION ALL '.join(branches)}) x "  # noqa: S608
+        f"WHERE 1 = 1 GROUP BY {group} ORDER BY {group}"
+    )
+    s = "" if sign > 0 else "-"
+    source_branches = []
+    source_params: list = []
+    for kind, column in (
+        (SourceKind.PROVIDER, "provider_id"),
+        (SourceKind.PRACTICE, "practice_id"),
+        (SourceKind.OTHER, "other_source_id"),
+    ):
+        source_branches.append(
+            f"SELECT %s AS kind, m.{_q(column)} AS source_id, m.month AS month, m.territory_id AS territory_id, "  # noqa: S608
+            "m.liaison_id AS liaison_id, m.specialty AS specialty, m.scheduled AS scheduled, m.seen AS seen "
+            f"FROM {member} m WHERE m.{_q(column)} <> 0 AND ({where})"
+        )
+        source_params.extend([kind.value, *params])
+    source_key = ["kind", "source_id", "month", "territory_id", "liaison_id", "specialty"]
+    source_group = ", ".join(f"x.{_q(c)}" for c in source_key)
+    source_select = (
+        f"SELECT {source_group}, {s}COUNT(*), {s}SUM(CASE WHEN x.scheduled THEN 1 ELSE 0 END), "  # noqa: S608
+        f"{s}SUM(CASE WHEN x.seen THEN 1 ELSE 0 END) FROM ({' UNION ALL '.join(source_branches)}) x "
+        f"WHERE 1 = 1 GROUP BY {source_group} ORDER BY {source_group}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql(cube, key, MEASURES, select), branch_params)
+        cursor.execute(
+            _upsert_sql(sources, source_key, ["received", "scheduled", "seen"], source_select), source_params
+        )
+
+
+def _in(column: str, ids: Sequence[int]) -> tuple[str, list]:
+    return f"m.{_q(column)} IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
+def _chunks(items: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _prune(months: Iterable[dt.date]) -> None:
+    """Drop rows that no referral counts in any more (received 0 means every other sum is 0 too)."""
+    months = sorted(set(months))
+    if not months:
+        return
+    ReferralRollup.objects.filter(cuboid__in=list(CUBOIDS), month__in=months, received=0).delete()
+    SourceRollup.objects.filter(month__in=months, received=0).delete()
+
+
+# Keeping them current -------------------------------------------------------------------------------------------
+
+_deferred = threading.local()
+
+
+def rollup_sync(referral_ids: Iterable[int]) -> int:
+    """Bring the rollups up to date for these referrals (saved, changed or deleted); returns how many changed.
+
+    Each referral's contribution is recomputed from the records; where it differs from what was added before,
+    the old one is subtracted and the new one added, inside one transaction (the caller's, when there is one).
+    """
+    ids = sorted(set(referral_ids))
+    if not ids:
+        return 0
+    pending = getattr(_deferred, "ids", None)
+    if pending is not None:
+        pending.update(ids)
+        return 0
+    from refloop.referrals.models import Referral
+
+    changed = 0
+    calendar = _Calendar()
+    with transaction.atomic():
+        for part in _chunks(ids):
+            fresh = {m.referral_id: m for m in members_for(Referral.objects.filter(pk__in=part), calendar)}
+            old_rows = RollupMember.objects.filter(pk__in=part)
+            if connection.features.has_select_for_update:
+                old_rows = old_rows.select_for_update()
+            old = {m.referral_id: m for m in old_rows}
+            moved = [pk for pk in part if member_values(old.get(pk)) != member_values(fresh.get(pk))]
+            if not moved:
+                continue
+            changed += len(moved)
+            gone = [pk for pk in moved if pk in old]
+            if gone:
+                _apply(*_in("referral_id", gone), sign=-1)
+                RollupMember.objects.filter(pk__in=gone).delete()
+            added = [fresh[pk] for pk in moved if pk in fresh]
+            if added:
+                RollupMember.objects.bulk_create(added, batch_size=500)
+                _apply(*_in("referral_id", [m.referral_id for m in added]), sign=1)
+            if gone:
+                _prune(old[pk].month for pk in gone)
+    return changed
+
+
+def rollup_sync_missing() -> int:
+    """Add the referrals that have no member row yet (written in bulk, bypassing model saves)."""
+    from refloop.referrals.models import Referral
+
+    missing = list(
+        Referral.objects.exclude(pk__in=RollupMember.objects.values("referral_id")).values_list("pk", flat=True)
+    )
+    return rollup_sync(missing)
+
+
+def rollup_rebuild() -> int:
+    """Recompute every rollup from the referrals (after a bulk load, or a change of holidays); returns members."""
+    from refloop.referrals.models import Referral
+
+    calendar = _Calendar()
+    with transaction.atomic():
+        ReferralRollup.objects.all().delete()
+        SourceRollup.objects.all().delete()
+        RollupMember.objects.all().delete()
+        batch: list[RollupMember] = []
+        total = 0
+        for member in members_for(Referral.objects.order_by(), calendar):
+            batch.append(member)
+            if len(batch) >= 5000:
+                RollupMember.objects.bulk_create(batch, batch_size=1000)
+                total += len(batch)
+                batch = []
+        RollupMember.objects.bulk_create(batch, batch_size=1000)
+        total += len(batch)
+        _apply("1 = 1", [], sign=1)
+    return total
+
+
+@contextlib.contextmanager
+def rollups_deferred() -> Iterator[None]:
+    """Collect the referrals changed inside the block and sync them once at its end (for bulk writers)."""
+    if getattr(_deferred, "ids", None) is not None:
+        yield
+        return
+    _deferred.ids = set()
+    try:
+        yield
+        ids = _deferred.ids
+    finally:
+        _deferred.ids = None
+    rollup_sync(ids)
+
+
+# Signals: every write of what a referral is counted under --------------------------------------------------------
+
+
+def _referral_saved(sender, instance, raw=False, **kwargs) -> None:
+    if not raw:
+        rollup_sync([instance.pk])
+
+
+def _referral_deleting(sender, instance, **kwargs) -> None:
+    # The member row is removed now and the sync finds no referral row afterwards: subtract, delete.
+    if RollupMember.objects.filter(pk=instance.pk).exists():
+        with transaction.atomic():
+            _apply(*_in("referral_id", [instance.pk]), sign=-1)
+            month = RollupMember.objects.get(pk=instance.pk).month
+            RollupMember.objects.filter(pk=instance.pk).delete()
+            _prune([month])
+
+
+def _stale(ids_query) -> list[int]:
+    return list(ids_query.values_list("pk", flat=True))
+
+
+def _provider_saved(sender, instance, raw=False, **kwargs) -> None:
+    """A provider's territory, liaison or specialty changed, or a merge moved referrals to or from it."""
+    if raw:
+        return
+    from refloop.referrals.models import Referral
+
+    counted = RollupMember.objects.filter(provider_id=instance.pk)
+    stale = _stale(
+        counted.exclude(
+            territory_id=instance.territory_id or 0,
+            liaison_id=instance.liaison_id or 0,
+            specialty=(instance.specialty or "")[:150],
+        )
+    )
+    stale += _stale(counted.exclude(referral__referring_provider=instance.pk))
+    stale += _stale(Referral.objects.filter(referring_provider=instance.pk).exclude(
+        pk__in=counted.values("referral_id")
+    ))  # fmt: skip
+    rollup_sync(stale)
+
+
+def _practice_saved(sender, instance, raw=False, **kwargs) -> None:
+    """A practice merge (or its reversal) moved referrals to or from this practice."""
+    if raw:
+        return
+    from refloop.referrals.models import Referral
+
+    counted = RollupMember.objects.filter(practice_id=instance.pk)
+    stale = _stale(counted.exclude(referral__referring_practice=instance.pk))
+    stale += _stale(Referral.objects.filter(referring_practice=instance.pk).exclude(
+        pk__in=counted.values("referral_id")
+    ))  # fmt: skip
+    rollup_sync(stale)
+
+
+def _other_source_saved(sender, instance, raw=False, **kwargs) -> None:
+    if not raw:
+        rollup_sync(_stale(RollupMember.objects.filter(other_source_id=instance.pk).exclude(source_kind=instance.kind)))
+
+
+def _patient_saved(sender, instance, raw=False, **kwargs) -> None:
+    if raw or instance.pk is None:
+        return
+    from refloop.referrals.models import Referral
+
+    ids = Referral.objects.filter(patient=instance.pk).values("pk")
+    rollup_sync(_stale(RollupMember.objects.filter(pk__in=ids).exclude(payer=(instance.payer or "")[:120])))
+
+
+def connect() -> None:
+    """Called from InsightsConfig.ready()."""
+    from refloop.directory.models import OtherSource, ReferringPractice, ReferringProvider
+    from refloop.referrals.models import Patient, Referral
+
+    post_save.connect(_referral_saved, sender=Referral, dispatch_uid="insights.rollups.referral")
+    pre_delete.connect(_referral_deleting, sender=Referral, dispatch_uid="insights.rollups.referral_delete")
+    post_save.connect(_provider_saved, sender=ReferringProvider, dispatch_uid="insights.rollups.provider")
+    post_save.connect(_practice_saved, sender=ReferringPractice, dispatch_uid="insights.rollups.practice")
+    post_save.connect(_other_source_saved, sender=OtherSource, dispatch_uid="insights.rollups.other_source")
+    post_save.connect(_patient_saved, sender=Patient, dispatch_uid="insights.rollups.patient")
