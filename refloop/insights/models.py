@@ -230,3 +230,30 @@ class SourceRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.source_id} in {self.month:%Y-%m}: {self.received}"
+
+
+class MonthlyReportRecipient(models.Model):
+    """A manager who asked for the monthly report by email (opted in on the monthly reports page)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    since = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Monthly report to {self.user}"
+
+
+class MonthlyReportDelivery(models.Model):
+    """One month's report emailed to one person: the worker sends a month at most once per person, even when
+    the job runs twice (a retry, two workers)."""
+
+    month = models.DateField(help_text="The first day of the month reported.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    address = models.EmailField()
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-month", "user_id"]
+        constraints = [models.UniqueConstraint(fields=["month", "user"], name="monthlyreport_once_per_month")]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} report to {self.address}"
