@@ -5,3 +5,6 @@ class InteropConfig(AppConfig):
     name = "refloop.interop"
     label = "interop"
     verbose_name = "Interoperability"
+
+    def ready(self) -> None:
+        from refloop.interop.hl7 import outbound  # noqa: F401 - writes the HL7 status message of each step
