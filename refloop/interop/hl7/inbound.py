@@ -89,6 +89,12 @@ def hl7_message_receive(*, raw: bytes, via: str = "mllp") -> Answer:
     return answer
 
 
+def internal_error_ack(raw: bytes) -> str:
+    """AE 207 for a message that could not even be recorded (the sender keeps it and sends it again)."""
+    problem = Problem("refloop could not record the message; send it again later", code=INTERNAL_ERROR)
+    return ack_for(_parsed_or_none(raw), code="AE", problem=problem)
+
+
 def _parsed_or_none(raw: bytes) -> Message | None:
     try:
         return parse(raw)

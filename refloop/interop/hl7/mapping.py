@@ -351,11 +351,11 @@ def _notes_from_nte(message: Message) -> tuple[str, list[str]]:
 
 
 def _ei(message: Message, segment: Segment | None, number: int) -> str:
-    entity, namespace = message.value(segment, number, 1), message.value(segment, number, 2)
-    universal = message.value(segment, number, 3)
-    if not entity:
+    """An EI (entity^namespace^universal id^type) as sent, unescaped, without trailing empty components."""
+    reps = message.repetitions(segment, number)
+    if not reps or not message.part(reps[0], 1):
         return ""
-    return entity if not (namespace or universal) else f"{entity}^{namespace or universal}"
+    return "^".join(message.part(reps[0], n) for n in range(1, 5)).rstrip("^")
 
 
 def _day(moment: dt.datetime) -> str:

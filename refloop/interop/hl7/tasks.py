@@ -1,0 +1,20 @@
+"""Background tasks run by `refloop worker` for HL7 status messages; each only reads its InterfaceMessage row
+and does what sending.py says. They are enqueued in the transaction that wrote the row."""
+
+from __future__ import annotations
+
+from django_tasks import task
+
+
+@task()
+def hl7_send(message_id: int) -> str:
+    from refloop.interop.hl7.sending import outbound_attempt
+
+    return outbound_attempt(message_id)
+
+
+@task()
+def hl7_lease_check(message_id: int, attempt: int) -> str:
+    from refloop.interop.hl7.sending import outbound_lease_expired
+
+    return outbound_lease_expired(message_id, attempt)

@@ -1,0 +1,97 @@
+"""`refloop hl7 listen --port N` (the MLLP listener) and `refloop hl7 ingest FILE...` (messages from files).
+
+ingest prints the ACK of each message (segments on their own lines) and exits with status 1 when any message
+was not accepted, so a script can stop on the first bad file. `refloop hl7 send-queued` sends the status
+messages written while no destination was configured (REFLOOP_HL7_DESTINATION).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "HL7 v2: run the MLLP listener, ingest message files, or send queued status messages."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True, metavar="{listen,ingest,send-queued}")
+        listen = sub.add_parser("listen", help="accept referrals over MLLP (TCP)")
+        listen.add_argument("--port", type=int, required=True)
+        listen.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+        ingest = sub.add_parser("ingest", help="read HL7 messages from files and print each ACK")
+        ingest.add_argument("files", nargs="+", metavar="FILE")
+        sub.add_parser("send-queued", help="queue for sending every status message not yet sent")
+
+    def handle(self, *args, action: str, **options):
+        if action == "listen":
+            return self._listen(options["host"], options["port"])
+        if action == "ingest":
+            return self._ingest(options["files"])
+        return self._send_queued()
+
+    def _listen(self, host: str, port: int) -> None:
+        from refloop.interop.hl7.mllp import MllpServer
+
+        if not 0 < port < 65536:
+            raise CommandError(f"--port must be between 1 and 65535; got {port}")
+        try:
+            server = MllpServer(host, port)
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+        def stop(signum, frame):
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+        signal.signal(signal.SIGTERM, stop)
+        self.stdout.write(f"HL7 MLLP listener on {host}:{server.port}", ending="\n")
+        self.stdout.flush()
+        try:
+            server.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+        self.stdout.write("HL7 MLLP listener stopped")
+
+    def _ingest(self, files: list[str]) -> None:
+        from refloop.interop.hl7.inbound import hl7_message_receive
+        from refloop.interop.hl7.parse import split_messages
+
+        refused = 0
+        total = 0
+        for name in files:
+            path = Path(name)
+            try:
+                raw = path.read_bytes()  # bytes: the CR segment ends and MSH-18's character set stay as sent
+            except OSError as exc:
+                raise CommandError(f"{name}: {exc.strerror or exc}") from None
+            messages = split_messages(raw)
+            if not messages:
+                self.stderr.write(f"{name}: no HL7 message in the file")
+                refused += 1
+                continue
+            for number, message in enumerate(messages, start=1):
+                total += 1
+                answer = hl7_message_receive(raw=message, via=f"file {path.name}")
+                label = f"{name}" + (f" message {number}" if len(messages) > 1 else "")
+                self.stdout.write(
+                    f"# {label}: {answer.code}" + (" (resent: the first answer)" if answer.duplicate else "")
+                )
+                self.stdout.write(answer.ack.replace("\r", "\n").rstrip("\n"))
+                if not answer.accepted:
+                    refused += 1
+        if refused:
+            raise CommandError(f"{refused} of {total} message(s) not accepted", returncode=1)
+
+    def _send_queued(self) -> None:
+        from refloop.interop.hl7.sending import outbound_requeue
+
+        if not settings.HL7_DESTINATION:
+            raise CommandError("REFLOOP_HL7_DESTINATION is not set: there is nowhere to send to")
+        count = outbound_requeue()
+        self.stdout.write(f"{count} status message(s) queued for {settings.HL7_DESTINATION}")
