@@ -17,5 +17,6 @@ urlpatterns = [
     path("letters/", include("refloop.letters.urls")),
     path("", include("refloop.letters.public_urls")),
     path("api/", include("refloop.interop.api.urls")),
+    path("fhir/", include("refloop.interop.fhir.urls")),
     path("settings/api-keys/", include("refloop.interop.urls")),
 ]

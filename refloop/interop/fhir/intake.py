@@ -1,0 +1,246 @@
+"""Referral intake over FHIR: one entry point for `POST /fhir/ServiceRequest` and `POST /fhir/Bundle`.
+
+Every request is logged as an inbound InterfaceMessage (protocol fhir) with its raw payload and the answer
+given. A request is all or nothing: it is refused whole (4xx, an OperationOutcome naming each element at
+fault, nothing written but the log row), queued whole for review (202: a requester the directory does not
+hold by NPI; the message waits with status "review" and is tried again when resent or retried by staff), or
+taken whole (201, or 200 for a resend: the same identifier or the same content returns the same referral).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+
+from refloop.accounts.audit import audit_record
+from refloop.interop.fhir import resources
+from refloop.interop.fhir.mapping_in import Planned, Planner, refuse_if
+from refloop.interop.fhir.outcome import FhirError, Issue, information, operation_outcome
+from refloop.interop.fhir.references import Found, Resolver, found_at
+from refloop.interop.fhir.validation import validate_structure
+from refloop.interop.models import InterfaceMessage
+from refloop.referrals.models import Referral
+from refloop.referrals.services import attachment_add, referral_receive
+
+IN, FHIR = InterfaceMessage.Direction.INBOUND, InterfaceMessage.Protocol.FHIR
+BUNDLE_TYPES = ("transaction", "message")
+DOCUMENT_TYPES = ("DocumentReference", "Binary")
+
+# Service-side field names -> the FHIR element they came from (for the rare error only the service can see).
+_FIELD_PATHS = {
+    "first_name": "name.given", "last_name": "name.family", "birth_date": "birthDate", "sex": "gender",
+    "phone": "telecom", "email": "telecom", "address_line1": "address.line", "address_line2": "address.line",
+    "city": "address.city", "state": "address.state", "postal_code": "address.postalCode",
+}  # fmt: skip
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict
+    location: str = ""
+    referrals: list[Referral] = field(default_factory=list)
+
+
+def fhir_intake(
+    *, raw: bytes | str, endpoint: str, sender: str, by=None, by_label: str = "", base: str = "urn:refloop:fhir"
+) -> Answer:
+    """Take a referral sent as a ServiceRequest or a Bundle; `sender` is the API key name or the username."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    message_type = endpoint
+    try:
+        payload = _parse(text, endpoint)
+        if endpoint == "Bundle":
+            message_type = f"Bundle/{payload.get('type')}"[:30]
+        plans, control, bundle = _plan(payload, endpoint)
+    except FhirError as exc:
+        _log(message_type=message_type, sender=sender, status=InterfaceMessage.Status.REJECTED, payload=text,
+             detail=str(exc), body=operation_outcome(exc.issues))  # fmt: skip
+        return Answer(exc.status, operation_outcome(exc.issues))
+
+    existing = InterfaceMessage.objects.filter(direction=IN, protocol=FHIR, sender=sender, control_id=control).first()
+    if existing is not None and existing.status == InterfaceMessage.Status.ACCEPTED:
+        return _resent(existing, plans, endpoint, by, by_label)
+
+    review = [p for p in plans if p.review]
+    if review:
+        why = "; ".join(f"{p.where}.requester: {p.review}" for p in review)
+        body = information(
+            f"Queued for review by the practice: {why}. Nothing is created until a person has matched the "
+            "referring provider; send it again or ask the practice.",
+            "incomplete",
+        )
+        message = _log(message_type=message_type, sender=sender, status=InterfaceMessage.Status.REVIEW,
+                       payload=text, detail=why, body=body, control_id=control, existing=existing)  # fmt: skip
+        audit_record(actor=by, actor_label=by_label, action="fhir.intake.review", target=message)
+        return Answer(202, body)
+
+    try:
+        with transaction.atomic():
+            received = [(p, _receive(p, by, by_label)) for p in plans]
+            referrals = [r for _, r in received]
+            status, body, location = _response(endpoint, bundle, received, base)
+            warnings = [w for p in plans for w in p.warnings]
+            _log(message_type=message_type, sender=sender, status=InterfaceMessage.Status.ACCEPTED, payload=text,
+                 detail="; ".join(f"{w.expression}: {w.diagnostics}" for w in warnings), body=body,
+                 control_id=control, existing=existing, referral=referrals[0])  # fmt: skip
+    except FhirError as exc:
+        _log(message_type=message_type, sender=sender, status=InterfaceMessage.Status.REJECTED, payload=text,
+             detail=str(exc), body=operation_outcome(exc.issues))  # fmt: skip
+        return Answer(exc.status, operation_outcome(exc.issues))
+    except IntegrityError:  # the same sender sent the same request twice at the same moment: the first one won
+        winner = InterfaceMessage.objects.filter(direction=IN, protocol=FHIR, sender=sender, control_id=control).first()
+        if winner is None or winner.status != InterfaceMessage.Status.ACCEPTED:
+            raise
+        return _resent(winner, plans, endpoint, by, by_label)
+    return Answer(status, body, location, referrals)
+
+
+def fhir_review_retry(*, message: InterfaceMessage, by, base: str = "urn:refloop:fhir") -> Answer:
+    """Try a message queued for review again (after the referring provider was added to the directory)."""
+    if message.protocol != FHIR or message.status != InterfaceMessage.Status.REVIEW:
+        raise ValidationError("Only a FHIR message waiting for review can be tried again.")
+    endpoint = "Bundle" if message.message_type.startswith("Bundle") else "ServiceRequest"
+    return fhir_intake(raw=message.payload, endpoint=endpoint, sender=message.sender, by=by, base=base)
+
+
+def _parse(text: str, endpoint: str) -> dict:
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        raise FhirError(400, [Issue(endpoint, f"The body is not JSON: {exc}.", "structure")]) from None
+    validate_structure(payload, endpoint)
+    return payload
+
+
+def _plan(payload: dict, endpoint: str) -> tuple[list[Planned], str, dict | None]:
+    if endpoint == "ServiceRequest":
+        planner = Planner(Resolver())
+        plan = planner.plan(found_at(payload, "ServiceRequest"))
+        refuse_if(planner)
+        assert plan is not None
+        return [plan], _digest(plan.key), None
+    kind = payload.get("type")
+    if kind not in BUNDLE_TYPES:
+        raise FhirError(422, [Issue("Bundle.type", f"A referral comes as a transaction or a message Bundle, not "
+                                    f"{kind!r}.", "not-supported")])  # fmt: skip
+    entries: list[tuple[str, Found]] = []
+    issues: list[Issue] = []
+    for i, entry in enumerate(payload.get("entry") or []):
+        where = f"Bundle.entry[{i}]"
+        if "resource" not in entry:
+            issues.append(Issue(f"{where}.resource", "Each entry carries a resource.", "required"))
+            continue
+        if kind == "transaction":
+            method = (entry.get("request") or {}).get("method")
+            if method not in ("POST", "PUT"):
+                text = f"A referral transaction creates resources (POST or PUT), not {method or 'nothing'}."
+                issues.append(Issue(f"{where}.request.method", text, "value" if method else "required"))
+        entries.append((entry.get("fullUrl") or "", found_at(entry["resource"], f"{where}.resource")))
+    if kind == "message" and (not entries or entries[0][1].resource.get("resourceType") != "MessageHeader"):
+        issues.append(Issue("Bundle.entry[0].resource", "A message Bundle starts with its MessageHeader.", "required"))
+    if issues:
+        raise FhirError(422, issues)
+    resolver = Resolver(entries)
+    requests = [f for _, f in entries if f.resource.get("resourceType") == "ServiceRequest"]
+    if not requests:
+        raise FhirError(422, [Issue("Bundle.entry", "The Bundle holds no ServiceRequest.", "required")])
+    patients = resolver.of_type("Patient")
+    documents = [f for _, f in entries if f.resource.get("resourceType") in DOCUMENT_TYPES]
+    planner = Planner(
+        resolver,
+        single_patient=patients[0] if kind == "message" and len(patients) == 1 else None,
+        bundle_documents=documents if len(requests) == 1 else (),
+    )
+    plans = [planner.plan(sr) for sr in requests]
+    refuse_if(planner)
+    plans = [p for p in plans if p is not None]
+    identifier = payload.get("identifier") or {}
+    if identifier.get("value"):
+        control = _digest(f"bundle:{identifier.get('system', '')}|{identifier['value']}")
+    else:
+        control = _digest("bundle:" + "\x1f".join(p.key for p in plans))
+    return plans, control, payload
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()  # InterfaceMessage.control_id holds 64 characters
+
+
+def _receive(plan: Planned, by, by_label: str) -> Referral:
+    try:
+        received = referral_receive(**plan.kwargs, by=by, by_label=by_label)
+    except ValidationError as exc:
+        raise FhirError(422, _service_issues(exc, plan)) from None
+    if received.created:
+        for document in plan.documents:
+            try:
+                attachment_add(referral=received.referral, upload=ContentFile(document.content, document.name),
+                               by=by)  # fmt: skip
+            except ValidationError as exc:
+                raise FhirError(422, [Issue(document.where, " ".join(exc.messages), "value")]) from None
+    else:
+        audit_record(actor=by, actor_label=by_label, action="fhir.referral.resend", target=received.referral)
+    return received.referral
+
+
+def _service_issues(exc: ValidationError, plan: Planned) -> list[Issue]:
+    if not hasattr(exc, "error_dict"):
+        return [Issue(plan.where, " ".join(exc.messages))]
+    issues = []
+    for name, errors in exc.message_dict.items():
+        if name in _FIELD_PATHS and plan.patient_where:
+            where = f"{plan.patient_where}.{_FIELD_PATHS[name]}"
+        else:
+            where = f"{plan.where}.{ {'reason': 'reasonCode', 'diagnosis_codes': 'reasonCode'}.get(name, name)}"
+        issues += [Issue(where, message, "value") for message in errors]
+    return issues
+
+
+def _response(endpoint, bundle, received, base: str) -> tuple[int, dict, str]:
+    if endpoint == "ServiceRequest":
+        referral = received[0][1]
+        return 201, resources.service_request(referral), f"ServiceRequest/{referral.pk}"
+    by_where = {plan.where: referral for plan, referral in received}
+    if bundle["type"] == "message":
+        return 201, resources.message_response(bundle, [r for _, r in received], base), ""
+    entries = []
+    for i, entry in enumerate(bundle.get("entry") or []):
+        referral = by_where.get(f"Bundle.entry[{i}].resource")
+        if referral is not None:
+            response = {"status": "201 Created", "location": f"ServiceRequest/{referral.pk}",
+                        "outcome": information(f"The referral's progress is Task/{referral.pk}.")}  # fmt: skip
+        else:
+            kind = entry["resource"].get("resourceType")
+            response = {"status": "200 OK", "outcome": information(f"This {kind} was read into the referral; it is "
+                                                                    "not kept as a resource of its own.")}  # fmt: skip
+        entries.append({"response": response})
+    return 200, {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}, ""
+
+
+def _resent(message: InterfaceMessage, plans: list[Planned], endpoint: str, by, by_label: str) -> Answer:
+    body = json.loads(message.response)
+    referrals = list(Referral.objects.filter(idempotency_key__in=[p.key for p in plans]))
+    for referral in referrals:
+        audit_record(actor=by, actor_label=by_label, action="fhir.referral.resend", target=referral)
+    location = f"ServiceRequest/{message.referral_id}" if endpoint == "ServiceRequest" and message.referral_id else ""
+    return Answer(200, body, location, referrals)
+
+
+def _log(*, message_type, sender, status, payload, detail, body, control_id="", existing=None, referral=None):
+    if existing is None:
+        existing = InterfaceMessage(direction=IN, protocol=FHIR, sender=sender[:200], control_id=control_id)
+    existing.message_type = message_type[:30]
+    existing.status = status
+    existing.payload = payload
+    existing.detail = detail[:4000]
+    existing.response = json.dumps(body, separators=(",", ":"))
+    existing.referral = referral
+    existing.attempts += 1
+    existing.save()
+    return existing
