@@ -184,7 +184,7 @@ class StaffContactForm(forms.ModelForm):
 
             try:
                 dt.date(2024, month, day)  # 2024 is a leap year, so 29 February is allowed
-            except ValueError:
+            except (ValueError, OverflowError):
                 self.add_error("birthday_day", f"Month {month} has no day {day}.")
         return data
 
