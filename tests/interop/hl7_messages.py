@@ -70,3 +70,66 @@ def _unescape(value: str) -> str:
     for name, char in (("S", "^"), ("F", "|"), ("T", "&"), ("R", "~"), ("E", "\\")):
         value = value.replace(f"\\{name}\\", char)
     return value
+
+
+class Destination:
+    """An interface engine on loopback for outbound tests: keeps what it receives, answers as told, and (as HL7
+    asks of a receiver) answers a repeated MSH-10 with its first ACK instead of taking the message twice."""
+
+    def __init__(self) -> None:
+        import socketserver
+        import threading
+
+        from refloop.interop.hl7.mllp import FrameReader, frame
+
+        self.received: list[str] = []  # every frame, resends included
+        self.taken: dict[str, str] = {}  # MSH-10 -> the message, once
+        self.answer = "AA"  # or "AE", "AR", "silent" (read and never answer), "close"
+        self.got_one = threading.Event()
+        self.release = threading.Event()
+        destination = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                reader = FrameReader(self.request, 10_000_000)
+                while True:
+                    try:
+                        payload = reader.next()
+                    except OSError:
+                        return
+                    if payload is None:
+                        return
+                    text = payload.decode()
+                    destination.received.append(text)
+                    destination.got_one.set()
+                    control_id = segments(text)[0].split("|")[9]
+                    mode = destination.answer
+                    if mode == "silent":
+                        destination.release.wait(60)
+                        return
+                    if mode == "close":
+                        return
+                    if mode == "AA":
+                        destination.taken.setdefault(control_id, text)
+                    err = "\rERR||PID^1^7|102^Data type error^HL70357|E||||bad birth date" if mode == "AE" else ""
+                    ack = f"MSH|^~\\&|ENGINE||REFLOOP||20260101000000||ACK|A{len(destination.received)}|P|2.5.1\r"
+                    ack += f"MSA|{mode}|{control_id}{err}\r"
+                    self.request.sendall(frame(ack.encode()))
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()

@@ -241,6 +241,13 @@ def build_siu(
 ) -> str:
     """SIU^S12/S13/S15/S26: the appointment made for the referral, moved, cancelled, or missed."""
     start = format_dtm(referral.appointment_at) if referral.appointment_at else ""
+    person = referral.coordinator
+    # SCH-16 (filler contact) and SCH-20 (entered by): the referral's coordinator, else the practice's system.
+    contact = (
+        f"^{_e(person.last_name)}^{_e(person.first_name)}"
+        if person and person.last_name
+        else (f"^{_e(settings.HL7_APPLICATION)}")
+    )
     sch = [
         "SCH",
         _our_id(referral),
@@ -258,11 +265,11 @@ def build_siu(
         "",
         "",
         "",
+        contact,
         "",
         "",
         "",
-        "",
-        _e(settings.HL7_APPLICATION),
+        contact,
         "",
         "",
         "",
