@@ -356,6 +356,10 @@ class SpendRow:
     spend: Decimal
     referrals: int
 
+    def __post_init__(self) -> None:
+        # SQLite sums decimals without their scale (120, not 120.00): money is always shown to the cent.
+        object.__setattr__(self, "spend", Decimal(self.spend).quantize(Decimal("0.01")))
+
     @property
     def cost_per_referral(self) -> Decimal | None:
         return (self.spend / self.referrals).quantize(Decimal("0.01")) if self.referrals else None
