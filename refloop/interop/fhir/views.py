@@ -188,7 +188,7 @@ def task_read(request: HttpRequest, caller: Caller, pk: str) -> HttpResponse:
     return _respond(resources.task(referral))
 
 
-@fhir_endpoint({"GET": "referrals.view"})
+@fhir_endpoint({"GET": "letters.view"})
 def document_reference_read(request: HttpRequest, caller: Caller, pk: str) -> HttpResponse:
     report = None
     if pk.isdigit() and len(pk) < 19:
