@@ -20,6 +20,7 @@ urlpatterns = [
     path("reports/<int:report_id>/sign/", views_reports.report_sign, name="report_sign"),
     path("reports/<int:report_id>/send/", views_reports.report_send, name="report_send"),
     path("reports/<int:report_id>/ehr.pdf", views_reports.report_ehr_pdf, name="report_ehr_pdf"),
+    path("reports/<int:report_id>/consult-note.xml", views_reports.report_ccda, name="report_ccda"),
     path("templates/", views.template_list, name="templates"),
     path("templates/<int:template_id>/", views.template_edit, name="template"),
     path("templates/<int:template_id>/preview/", views.template_preview, name="template_preview"),

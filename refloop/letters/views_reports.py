@@ -141,3 +141,21 @@ def report_ehr_pdf(request: HttpRequest, report_id: int) -> HttpResponse:
     response = FileResponse(handle, content_type="application/pdf", filename=report.ehr_pdf_name or "report.pdf")
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@require_GET
+@require_action("letters.view")
+def report_ccda(request: HttpRequest, report_id: int) -> HttpResponse:
+    """The signed report as a C-CDA Consultation Note, for the referring provider's EHR (closes its loop)."""
+    from refloop.interop.ccda import NotADocument, consult_note
+
+    report = _get_report(report_id)
+    try:
+        document = consult_note(report)
+    except NotADocument as exc:
+        raise Http404(str(exc)) from None
+    audit_record(actor=request.user, action="letters.report.download", target=report, detail={"document": "ccda"})
+    response = HttpResponse(document, content_type="application/xml; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="consult-note-{report.pk}.xml"'
+    response["Cache-Control"] = "private, no-store"
+    return response
