@@ -6,6 +6,7 @@ the process with ImproperlyConfigured naming the variable (the `refloop` command
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 from pathlib import Path
 
@@ -35,6 +36,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "csp",
     "ninja",  # the API docs page, served from the wheel's static files (no CDN)
     "django_tasks",
     "django_tasks_db",
@@ -56,12 +61,19 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "refloop.accounts.middleware.AuditContextMiddleware",
+    "refloop.accounts.middleware.IdleTimeoutMiddleware",
+    "refloop.accounts.middleware.TwoFactorMiddleware",
     "refloop.middleware.BadInputMiddleware",
 ]
+
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # django-axes: last, so it sees every login answer
 
 ROOT_URLCONF = "refloop.urls"
 WSGI_APPLICATION = "refloop.wsgi.application"
@@ -77,6 +89,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "refloop.accounts.context_processors.navigation",
+                "refloop.accounts.context_processors.idle_logoff",
                 "refloop.referrals.context_processors.referral_counts",
             ],
             "builtins": ["refloop.accounts.templatetags.refloop_tags"],
@@ -265,3 +278,54 @@ HL7_LEASE_SECONDS = env_int("REFLOOP_HL7_LEASE_SECONDS", 120, minimum=1)
 # Largest inbound message the MLLP listener takes, in bytes (a referral with embedded documents can be large).
 HL7_MAX_MESSAGE_BYTES = env_int("REFLOOP_HL7_MAX_MESSAGE_BYTES", 20_000_000, minimum=10_000)
 # ---- end of HL7 v2 -------------------------------------------------------------------------------------------
+
+
+# ---- Security (refloop.accounts): lockout, two-factor, idle logoff, HTTPS, Content Security Policy ------------
+# django-axes: after this many failed passwords for one username, that account is locked for the cool-off.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("REFLOOP_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("REFLOOP_LOCKOUT_MINUTES", 15, minimum=1))
+# Locked by username, not address: a practice's staff share one address behind its router.
+# axes.W006 warns that rotating user agents or cookies dodges an address-based count; the count here is per
+# username, which neither dodges, and counting per address too would lock the whole office out at once.
+AXES_LOCKOUT_PARAMETERS = ["username"]
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_VERBOSE = False  # failures and lockouts go to the audit trail, not the log
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_IPWARE_META_PRECEDENCE_ORDER = [env_str("REFLOOP_CLIENT_IP_HEADER").strip() or "REMOTE_ADDR"]
+# django-otp: TOTP (authenticator apps); the issuer names the entry in the app.
+OTP_TOTP_ISSUER = env_str("REFLOOP_TOTP_ISSUER", "refloop")
+# Password reset links expire after this long.
+PASSWORD_RESET_TIMEOUT = env_int("REFLOOP_PASSWORD_RESET_HOURS", 24, minimum=1, maximum=24 * 7) * 3600
+# HTTPS: on by default in production (REFLOOP_SECURE_COOKIES); behind a TLS proxy set REFLOOP_PROXY_SSL_HEADER=1
+# so the X-Forwarded-Proto header the proxy sets is believed.
+SECURE_SSL_REDIRECT = env_bool("REFLOOP_SSL_REDIRECT", SECURE_COOKIES)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP inside the network
+if env_bool("REFLOOP_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("REFLOOP_HSTS_SECONDS", 31_536_000 if SECURE_COOKIES else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("REFLOOP_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("REFLOOP_HSTS_PRELOAD", True)
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+CSRF_COOKIE_HTTPONLY = True
+# Content Security Policy (django-csp): scripts only from this server (no inline script, no eval). Styles may be
+# inline because plotly.js sets style attributes on the charts it draws.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# ---- end of security ------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("search/", views.search, name="search"),
+    path("account/", include("refloop.accounts.urls")),
     path("referrals/", include("refloop.referrals.urls")),
     path("directory/", include("refloop.directory.urls")),
     path("outreach/", include("refloop.outreach.urls")),

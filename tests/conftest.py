@@ -3,8 +3,11 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from refloop.accounts.roles import Role
+from refloop.accounts.roles import TWO_FACTOR_ROLES, Role
 
 PASSWORD = "plum-orchard-lantern-42"
 
@@ -15,8 +18,19 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_idle_setting():
+    """The idle-logoff period is cached per process; a rolled-back test must not leave its value behind."""
+    from refloop.accounts.middleware import forget_idle_seconds
+
+    forget_idle_seconds()
+    yield
+    forget_idle_seconds()
+
+
 def make_user(username: str, role: Role, **extra):
-    return get_user_model().objects.create_user(
+    """A user with PASSWORD; roles that must use two-factor get a confirmed authenticator device as well."""
+    user = get_user_model().objects.create_user(
         username=username,
         password=PASSWORD,
         role=role,
@@ -24,6 +38,28 @@ def make_user(username: str, role: Role, **extra):
         last_name="Tester",
         **extra,
     )
+    if role in TWO_FACTOR_ROLES:
+        TOTPDevice.objects.create(user=user, name="Test authenticator", confirmed=True)
+    return user
+
+
+def totp_code(user) -> str:
+    """The code the user's authenticator app shows right now; the device forgets its last code so it can reuse it."""
+    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1, throttling_failure_count=0)
+    return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):0{device.digits}d}"
+
+
+def log_in_client(user) -> Client:
+    """A test client logged in as `user`, second factor given when the user has a device (like a real login)."""
+    client = Client()
+    client.force_login(user)
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is not None:
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+    return client
 
 
 @pytest.fixture
@@ -36,12 +72,10 @@ def users(db) -> dict:
 
 @pytest.fixture
 def client_as(users):
-    """client_as("liaison") -> a test client logged in as that named user."""
+    """client_as("liaison") -> a test client logged in as that named user (two-factor verified if it has a device)."""
 
     def login(name: str) -> Client:
-        client = Client()
-        client.force_login(users[name])
-        return client
+        return log_in_client(users[name])
 
     return login
 

@@ -1,12 +1,42 @@
-"""Writing the audit trail. Every service that reads or changes sensitive data calls `audit_record`."""
+"""Writing and checking the audit trail. Every service that reads or changes sensitive data calls `audit_record`.
+
+Appends are serialised so that the hash chain never forks: on PostgreSQL a transaction-scoped advisory lock
+is taken before the chain head is read (held until the caller's transaction ends), on SQLite the IMMEDIATE
+transaction already holds the database's one write lock.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 from django.db.models import Model
+from django.utils import timezone
 
+from refloop.accounts.chain import GENESIS, event_hash
 from refloop.accounts.models import AuditEvent
+
+# pg_advisory_xact_lock key: any constant the rest of the project does not use ("refloop audit" in ASCII).
+_CHAIN_LOCK = 0x7265666C6F6F70
+
+
+def patient_of(target: Model | None) -> str:
+    """The patient a target record is about: the patient itself, or one reached through a referral."""
+    if target is None:
+        return ""
+    if target._meta.label_lower == "referrals.patient":
+        return str(target.pk)
+    patient_id = getattr(target, "patient_id", None)
+    if patient_id is not None:
+        return str(patient_id)
+    referral = getattr(target, "referral", None) if hasattr(target, "referral_id") else None
+    if referral is not None and getattr(referral, "patient_id", None) is not None:
+        return str(referral.patient_id)
+    return ""
 
 
 def audit_record(
@@ -16,14 +46,119 @@ def audit_record(
     target: Model | None = None,
     detail: dict[str, Any] | None = None,
     actor_label: str = "",
+    patient: Model | int | str | None = None,
 ) -> AuditEvent:
-    """Append one event. `actor` is a User or None (then `actor_label` names the process or API key)."""
+    """Append one event. `actor` is a User or None (then `actor_label` names the process or API key).
+
+    The patient is found from `target` (a patient, or anything with a patient or a referral); pass `patient`
+    when the target does not lead to one (a search, an export about one patient).
+    """
     user = actor if getattr(actor, "pk", None) is not None else None
-    return AuditEvent.objects.create(
+    if patient is not None:
+        patient_id = str(patient.pk if isinstance(patient, Model) else patient)
+    else:
+        patient_id = patient_of(target)
+    # Store exactly what the hash covers: the detail after one JSON round trip (dates become strings).
+    clean_detail = json.loads(json.dumps(detail or {}, cls=DjangoJSONEncoder))
+    event = AuditEvent(
         actor=user,
-        actor_label=actor_label or (user.get_username() if user else "system"),
+        actor_label=(actor_label or (user.get_username() if user else "system"))[:150],
         action=action,
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
-        detail=detail or {},
+        patient_id=patient_id,
+        detail=clean_detail,
     )
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
+        head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+        event.seq, event.prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        event.at = timezone.now()
+        event.hash = _hash_of(event)
+        event.save()
+    return event
+
+
+def _hash_of(event: AuditEvent) -> str:
+    return event_hash(
+        seq=event.seq,
+        at=event.at,
+        actor_id=event.actor_id,
+        actor_label=event.actor_label,
+        action=event.action,
+        target_type=event.target_type,
+        target_id=event.target_id,
+        patient_id=event.patient_id,
+        detail=event.detail,
+        prev_hash=event.prev_hash,
+    )
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    seq: int
+    pk: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"record #{self.seq}" + (f" (id {self.pk})" if self.pk is not None else "")
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    checked: int
+    head_seq: int
+    head_hash: str
+    problem: ChainProblem | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def _walk(chunk: int) -> Iterator[AuditEvent]:
+    # Keyset pages rather than one long cursor: SQLite and PostgreSQL both read it in bounded memory.
+    after = 0
+    while True:
+        page = list(AuditEvent.objects.filter(seq__gt=after).order_by("seq")[:chunk])
+        if not page:
+            return
+        yield from page
+        after = page[-1].seq
+
+
+def audit_verify(*, anchor: tuple[int, str] | None = None, chunk: int = 5000) -> ChainReport:
+    """Walk the whole chain and report the first broken record (gap, wrong link or altered content).
+
+    `anchor` is a (seq, hash) noted earlier (e.g. printed by a previous verify and kept off the machine): it
+    also catches the one change the chain cannot see by itself, events cut off the end.
+    """
+    expected_seq, prev_hash, checked = 1, GENESIS, 0
+    last: AuditEvent | None = None
+    for event in _walk(chunk):
+        reason = ""
+        if event.seq != expected_seq:
+            missing = f"#{expected_seq}" if event.seq == expected_seq + 1 else f"#{expected_seq}-#{event.seq - 1}"
+            reason = f"records {missing} before it are missing (deleted)"
+        elif event.prev_hash != prev_hash:
+            reason = "its link to the previous record does not match (the previous record was changed or deleted)"
+        elif _hash_of(event) != event.hash:
+            reason = "its content does not match its hash (the record was changed)"
+        if reason:
+            return ChainReport(checked, event.seq, event.hash, ChainProblem(event.seq, event.pk, reason))
+        checked += 1
+        expected_seq, prev_hash, last = event.seq + 1, event.hash, event
+    head_seq, head_hash = (last.seq, last.hash) if last else (0, GENESIS)
+    if anchor is not None:
+        seq, digest = anchor
+        if seq > head_seq:
+            problem = ChainProblem(seq, None, f"the anchored record is gone: the chain now ends at #{head_seq}")
+            return ChainReport(checked, head_seq, head_hash, problem)
+        kept = AuditEvent.objects.filter(seq=seq).values_list("hash", flat=True).first()
+        if kept != digest:
+            problem = ChainProblem(seq, None, "its hash differs from the anchor noted earlier")
+            return ChainReport(checked, head_seq, head_hash, problem)
+    return ChainReport(checked, head_seq, head_hash, None)

@@ -18,3 +18,13 @@ def navigation(request: HttpRequest) -> dict:
             url = reverse(url_name)
             items.append({"label": label, "url": url, "active": path.startswith(url)})
     return {"nav_items": items}
+
+
+def idle_logoff(request: HttpRequest) -> dict:
+    """The idle period for static/refloop/idle.js, which warns before the server logs an idle user off."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    from refloop.accounts.middleware import idle_seconds
+
+    return {"idle_seconds": idle_seconds()}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
 
 from refloop.accounts.roles import Role, role_can
 
@@ -22,10 +23,31 @@ class User(AbstractUser):
         return self.is_active and role_can(self.role, action)
 
 
-class AuditEvent(models.Model):
-    """Append-only record of who did what to which record: security events, PHI access, merges, overrides."""
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or delete an audit event through the ORM."""
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("audit events are append-only: they cannot be updated")
+
+    def delete(self):
+        raise AppendOnlyError("audit events are append-only: they cannot be deleted")
+
+    def about_patient(self, patient_id) -> AuditEventQuerySet:
+        return self.filter(patient_id=str(patient_id))
+
+
+class AuditEvent(models.Model):
+    """Append-only record of who did what to which record: security events, PHI access, merges, overrides.
+
+    Events form a hash chain (accounts.chain): `seq` counts from 1 with no gap and `hash` covers the event's
+    fields and the previous event's hash, so an edit or a deletion made behind the application's back (raw
+    SQL, a restored copy) is found by `refloop audit verify`. Write only through accounts.audit.audit_record.
+    """
+
+    seq = models.PositiveBigIntegerField(unique=True, editable=False)
+    at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
     actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     actor_label = models.CharField(
         max_length=150, blank=True, help_text="Username, API key or system process."
@@ -33,13 +55,28 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=60, db_index=True)
     target_type = models.CharField(max_length=60, blank=True)
     target_id = models.CharField(max_length=40, blank=True)
+    patient_id = models.CharField(
+        max_length=40, blank=True, db_index=True, help_text="The patient whose data was read or written, if any."
+    )
     detail = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    hash = models.CharField(max_length=64, editable=False)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-at", "-pk"]
+        ordering = ["-seq"]
         indexes = [models.Index(fields=["target_type", "target_id"])]
 
     def __str__(self) -> str:
         return (
-            f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_type}:{self.target_id}"
+            f"#{self.seq} {self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_type}:{self.target_id}"
         )
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(f"audit event #{self.seq} is append-only: it cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"audit event #{self.seq} is append-only: it cannot be deleted")

@@ -70,6 +70,9 @@ HOME_FOR_ROLE: dict[str, str] = {
     K: "referrals:home",
 }
 
+# Roles that must use a second factor (TOTP) at every login; any other user who enrols a device must use it too.
+TWO_FACTOR_ROLES: frozenset[str] = frozenset({A, M})
+
 
 def role_can(role: str | None, action: str) -> bool:
     if action not in MATRIX:

@@ -6,7 +6,7 @@ from django.contrib.auth.forms import SetPasswordMixin
 
 from refloop.accounts.roles import Role
 from refloop.directory.models import Territory
-from refloop.practice.models import Clinician, Holiday, Location, Practice
+from refloop.practice.models import Clinician, Holiday, Location, Practice, SecuritySettings
 
 
 class StateCodeMixin:
@@ -113,3 +113,9 @@ class NewUserForm(SetPasswordMixin, UserForm):
         user = super().save(commit=False)
         user = self.set_password_and_save(user, commit=commit)
         return user
+
+
+class SecuritySettingsForm(forms.ModelForm):
+    class Meta:
+        model = SecuritySettings
+        fields = ["idle_logoff_minutes"]

@@ -10,6 +10,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from refloop.lib.business_time import BusinessCalendar
@@ -161,3 +162,26 @@ class ServiceLevels(models.Model):
             opens=self.opens,
             closes=self.closes,
         )
+
+
+class SecuritySettings(models.Model):
+    """The practice's security policy that staff may tune (one row); the rest is fixed in settings.py."""
+
+    idle_logoff_minutes = models.PositiveSmallIntegerField(
+        "Log off after inactivity (minutes)",
+        default=15,
+        validators=[MinValueValidator(1), MaxValueValidator(480)],
+        help_text="A signed-in page left untouched this long logs its user off (1 to 480 minutes).",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "security settings"
+
+    def __str__(self) -> str:
+        return "Security settings"
+
+    @classmethod
+    def current(cls) -> SecuritySettings:
+        found = cls.objects.filter(pk=1).first()
+        return found if found is not None else cls(pk=1)

@@ -14,6 +14,7 @@ urlpatterns = [
     path("holidays/<int:holiday_id>/delete/", views.holiday_delete, name="holiday_delete"),
     path("territories/new/", views.territory_edit, name="territory_new"),
     path("territories/<int:territory_id>/", views.territory_edit, name="territory_edit"),
+    path("security/", views.security_edit, name="security_edit"),
     path("users/new/", views.user_edit, name="user_new"),
     path("users/<int:user_id>/", views.user_edit, name="user_edit"),
 ]

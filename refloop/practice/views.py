@@ -10,10 +10,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from refloop.accounts.audit import audit_record
 from refloop.accounts.permissions import require_action
 from refloop.directory.models import Territory
 from refloop.practice import forms
-from refloop.practice.models import Clinician, Holiday, Location, Practice
+from refloop.practice.models import Clinician, Holiday, Location, Practice, SecuritySettings
 
 
 @require_action("settings.view")
@@ -24,6 +25,7 @@ def settings_home(request: HttpRequest) -> HttpResponse:
         "clinicians": Clinician.objects.prefetch_related("locations").select_related("user"),
         "holidays": Holiday.objects.all(),
         "territories": Territory.objects.select_related("liaison"),
+        "security": SecuritySettings.current(),
         "users": get_user_model().objects.all() if request.user.can("users.manage") else None,
     }
     return render(request, "practice/settings.html", context)
@@ -107,6 +109,23 @@ def territory_edit(request: HttpRequest, territory_id: int | None = None) -> Htt
         title=f"Edit {territory}" if territory else "New territory",
         anchor="territories",
     )
+
+
+@require_action("settings.edit")
+def security_edit(request: HttpRequest) -> HttpResponse:
+    current = SecuritySettings.current()
+    before = current.idle_logoff_minutes
+    response = _edit(
+        request, form_class=forms.SecuritySettingsForm, instance=current, title="Security", anchor="security"
+    )
+    if request.method == "POST" and response.status_code == 302:
+        audit_record(
+            actor=request.user,
+            action="settings.security",
+            target=current,
+            detail={"idle_logoff_minutes": [before, current.idle_logoff_minutes]},
+        )
+    return response
 
 
 @require_action("users.manage")

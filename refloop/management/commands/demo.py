@@ -44,4 +44,26 @@ class Command(BaseCommand):
                 continue
             seen_roles.add(role)
             self.stdout.write(f"    {role.label:<22} {username}")
+        self._print_second_factors()
         self.stdout.write("")
+
+    def _print_second_factors(self) -> None:
+        """Administrators and managers must give a TOTP code: give the demo ones a device and print its secret."""
+        from django.contrib.auth import get_user_model
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        from refloop.accounts.roles import TWO_FACTOR_ROLES
+        from refloop.accounts.two_factor import secret_of
+
+        required = [(u, r) for u, r, *_ in LOGINS if r in TWO_FACTOR_ROLES]
+        if not required:
+            return
+        self.stdout.write("")
+        self.stdout.write("  Administrators and managers also enter a code from an authenticator app. Add this demo")
+        self.stdout.write("  secret key to the app (Google Authenticator, FreeOTP, 1Password: 'enter a setup key'):")
+        users = get_user_model().objects.filter(username__in=[u for u, _ in required])
+        for user in users.order_by("username"):
+            device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+            if device is None:
+                device = TOTPDevice.objects.create(user=user, name="Demo authenticator", confirmed=True)
+            self.stdout.write(f"    {user.username:<22} {secret_of(device)}")
