@@ -1,0 +1,95 @@
+"""The early-warning detector on small hand-made histories whose answer is known (pure NumPy, no database)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from refloop.insights import earlywarning as ew
+
+WEEKS = ew.DEFAULT.window_weeks  # 130: two years of baseline, then 26 monitored weeks
+
+
+def steady_practice(rng: np.random.Generator, n: int = 40, per_week: float = 3.0) -> np.ndarray:
+    return rng.poisson(per_week, size=(n, WEEKS)).astype(float)
+
+
+def test_a_source_that_drops_by_80_percent_is_slipping_since_about_when_it_dropped():
+    rng = np.random.default_rng(1)
+    counts = steady_practice(rng)
+    change = WEEKS - 10
+    counts[0, :change] = rng.poisson(5.0, change)
+    counts[0, change:] = rng.poisson(1.0, WEEKS - change)
+    result = ew.scan(counts)
+    assert result.kind[0] == ew.SLIPPING
+    assert abs(int(result.since[0]) - change) <= 2
+    assert result.usual[0] == pytest.approx(5.0, rel=0.15)
+    assert 0.05 < result.ratio[0] < 0.4
+    assert 0.5 < result.confidence[0] <= 1.0
+
+
+def test_a_source_that_stops_is_dormant_from_the_week_after_its_last_referral():
+    rng = np.random.default_rng(2)
+    counts = steady_practice(rng)
+    counts[1, : WEEKS - 6] = np.maximum(rng.poisson(4.0, WEEKS - 6), 1)
+    counts[1, WEEKS - 6 :] = 0
+    result = ew.scan(counts)
+    assert result.kind[1] == ew.DORMANT
+    assert result.since[1] == WEEKS - 6
+    assert result.ratio[1] == 0.0
+
+
+def test_a_source_that_triples_is_rising():
+    rng = np.random.default_rng(3)
+    counts = steady_practice(rng)
+    counts[2, WEEKS - 8 :] = rng.poisson(9.0, 8)
+    result = ew.scan(counts)
+    assert result.kind[2] == ew.RISING
+    assert result.ratio[2] > 2.0
+
+
+def test_steady_sources_raise_nothing():
+    rng = np.random.default_rng(4)
+    result = ew.scan(steady_practice(rng, n=200))
+    assert (result.kind == ew.NONE).mean() >= 0.98
+
+
+def test_a_practice_wide_dip_is_the_season_not_every_source_slipping():
+    rng = np.random.default_rng(5)
+    season = np.ones(WEEKS)
+    season[-6:] = 0.3  # every source sends a third as much: a holiday, or the practice's slow season
+    counts = rng.poisson(4.0 * season[None, :], size=(60, WEEKS)).astype(float)
+    result = ew.scan(counts)
+    assert (result.kind != ew.NONE).sum() <= 1  # at most the odd source whose own noise happens to cross
+    assert result.index[-1] == pytest.approx(0.3 / season.mean(), rel=0.15)
+    blind = ew.scan(counts, index=np.ones(WEEKS))  # without the practice-wide level, everyone "slips"
+    assert (blind.kind != ew.NONE).mean() > 0.5
+
+
+def test_a_source_with_too_little_history_is_not_judged():
+    rng = np.random.default_rng(6)
+    counts = steady_practice(rng)
+    counts[3, : WEEKS - 30] = 0  # first referral 30 weeks ago: four weeks of baseline, not 26
+    counts[3, WEEKS - 5 :] = 0
+    result = ew.scan(counts)
+    assert not result.judged[3]
+    assert result.kind[3] == ew.NONE
+
+
+def test_a_silent_week_scores_the_surprise_of_the_silence():
+    mu, k = 2.0, 4.0
+    llr = ew.nb_llr(np.array([0.0, 1.0]), np.array([mu, mu]), k, 0.0)
+    assert llr[0] == pytest.approx(-np.log((k / (k + mu)) ** k))
+    assert llr[1] == -np.inf
+
+
+def test_the_cusum_starts_its_run_the_week_after_its_last_reset():
+    stat, start, peak = ew.cusum(np.array([[1.0, -3.0, 2.0, 2.0, -1.0]]))
+    assert stat[0] == pytest.approx(3.0)
+    assert start[0] == 2
+    assert peak[0] == pytest.approx(4.0)
+
+
+def test_the_naive_rule_compares_the_last_four_weeks_with_the_four_before():
+    counts = np.array([[5, 5, 5, 5, 3, 3, 3, 5], [5, 5, 5, 5, 4, 4, 4, 4], [0, 0, 0, 0, 0, 0, 0, 0]], dtype=float)
+    assert ew.naive_rule(counts).tolist() == [True, False, False]
