@@ -29,7 +29,7 @@ class ErrorOut(Schema):
 
 # What each status means in this API; every operation declares the ones it can answer.
 ERROR_MEANINGS = {
-    400: "The body is not JSON.",
+    400: "The body is not JSON, or the request holds a NUL character or a number out of range.",
     401: "No valid API key and no session.",
     403: "The key lacks the scope, or the role may not do this (or the CSRF token is missing).",
     404: "No such record.",
@@ -40,9 +40,10 @@ ERROR_MEANINGS = {
 }
 
 
-def answers(ok: dict[int, Any], *codes: int, body: bool = False) -> dict[int, Any]:
-    """The response map of an operation: its success answers plus 401, 403, 422 and the `codes` it adds."""
-    errors = {401, 403, 422, *codes} | ({400} if body else set())
+def answers(ok: dict[int, Any], *codes: int) -> dict[int, Any]:
+    """The response map of an operation: its success answers plus 400, 401, 403, 422 and the `codes` it adds.
+    (400 for every operation: malformed input is refused before any view, see refloop.middleware.)"""
+    errors = {400, 401, 403, 422, *codes}
     return ok | {code: ErrorOut for code in sorted(errors)}
 
 

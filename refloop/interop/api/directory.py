@@ -132,7 +132,7 @@ def provider_read(request, response: HttpResponse, provider_id: int = Path(..., 
 
 @router.post(
     "/providers",
-    response=answers({201: ProviderOut}, body=True),
+    response=answers({201: ProviderOut}),
     auth=needs("directory.edit"),
     summary="Add a referring provider",
 )
@@ -144,7 +144,7 @@ def provider_create(request, response: HttpResponse, data: ProviderIn):
 
 @router.patch(
     "/providers/{provider_id}",
-    response=answers({200: ProviderOut}, 404, 412, 428, body=True),
+    response=answers({200: ProviderOut}, 404, 412, 428),
     auth=needs("directory.edit"),
     summary="Change a referring provider (send If-Match with its ETag)",
 )
@@ -198,7 +198,7 @@ def practice_read(request, response: HttpResponse, practice_id: int = Path(..., 
 
 @router.post(
     "/practices",
-    response=answers({201: PracticeOut}, body=True),
+    response=answers({201: PracticeOut}),
     auth=needs("directory.edit"),
     summary="Add a referring practice, with its first location",
 )
@@ -212,7 +212,7 @@ def practice_create(request, response: HttpResponse, data: PracticeIn):
 
 @router.patch(
     "/practices/{practice_id}",
-    response=answers({200: PracticeOut}, 404, 412, 428, body=True),
+    response=answers({200: PracticeOut}, 404, 412, 428),
     auth=needs("directory.edit"),
     summary="Change a referring practice (send If-Match with its ETag)",
 )
@@ -277,7 +277,7 @@ def staff_contact_read(request, response: HttpResponse, contact_id: int = Path(.
 
 @router.post(
     "/staff-contacts",
-    response=answers({201: StaffContactOut}, body=True),
+    response=answers({201: StaffContactOut}),
     auth=needs("directory.edit"),
     summary="Add a staff contact to a referring practice",
 )
@@ -291,7 +291,7 @@ def staff_contact_create(request, response: HttpResponse, data: StaffContactIn):
 
 @router.patch(
     "/staff-contacts/{contact_id}",
-    response=answers({200: StaffContactOut}, 404, 412, 428, body=True),
+    response=answers({200: StaffContactOut}, 404, 412, 428),
     auth=needs("directory.edit"),
     summary="Change a staff contact (send If-Match with its ETag)",
 )

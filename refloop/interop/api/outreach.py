@@ -116,7 +116,7 @@ def activity_read(request, activity_id: int = Path(..., ge=1, le=MAX_ID)):
 
 @router.post(
     "/activities",
-    response=answers({201: ActivityOut}, body=True),
+    response=answers({201: ActivityOut}),
     auth=needs("outreach.edit"),
     summary="Log an activity (done, or planned for a later date)",
     description="An item of value that would take a physician over the year's limit is refused (422); "
@@ -209,7 +209,7 @@ def _staff_users():
 
 @router.post(
     "/concerns",
-    response=answers({201: ConcernOut}, body=True),
+    response=answers({201: ConcernOut}),
     auth=needs("outreach.edit"),
     summary="Log a concern a referring office raised",
 )
@@ -234,7 +234,7 @@ def concern_create(request, response: HttpResponse, data: ConcernIn):
 
 @router.patch(
     "/concerns/{concern_id}",
-    response=answers({200: ConcernOut}, 404, 412, 428, body=True),
+    response=answers({200: ConcernOut}, 404, 412, 428),
     auth=needs("outreach.edit"),
     summary="Work a concern: reassign, re-date, resolve or reopen it",
 )

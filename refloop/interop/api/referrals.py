@@ -268,7 +268,7 @@ def _sender(request: HttpRequest) -> str:
 
 @router.post(
     "/referrals",
-    response=answers({200: ReferralDetailOut, 201: ReferralDetailOut}, 409, body=True),
+    response=answers({200: ReferralDetailOut, 201: ReferralDetailOut}, 409),
     auth=needs("referrals.edit"),
     summary="Log a referral that has arrived (Idempotency-Key makes a retry safe)",
     description=(
@@ -334,7 +334,7 @@ def _receive_once(request: HttpRequest, data: ReferralIn, key: str) -> tuple[int
 
 @router.post(
     "/referrals/{referral_id}/transitions/{name}",
-    response=answers({200: ReferralDetailOut}, 404, 409, 412, 428, body=True),
+    response=answers({200: ReferralDetailOut}, 404, 409, 412, 428),
     auth=needs("referrals.edit"),
     summary="Move a referral one step along the loop (send If-Match with its ETag)",
     description=(

@@ -4,11 +4,12 @@ every rule about what may be saved lives in the services they are passed to."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Annotated, Any
 
 from ninja import Field, Schema
-from pydantic import AfterValidator, ConfigDict, field_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Strict, field_validator
 
 from refloop.directory.models import ContactPreference, ReportChannel, StaffRole
 from refloop.outreach.compliance import GivenAs
@@ -30,9 +31,29 @@ def _sane_moment(value: dt.datetime) -> dt.datetime:
     return value
 
 
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Day = Annotated[dt.date, AfterValidator(_sane_day)]
-Moment = Annotated[dt.datetime, AfterValidator(_sane_moment)]
+def _written_as(pattern: str, what: str) -> BeforeValidator:
+    """Accept only the written form (pydantic would otherwise read 0 as 1 January 1970, or "1" as True)."""
+    regex = re.compile(pattern)
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or not regex.match(value):
+            raise ValueError(f"Give {what}.")
+        return value
+
+    return BeforeValidator(check)
+
+
+# Body fields take JSON's own types strictly: a number is not a yes/no, a string is not an id.
+Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]
+Count = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
+Day = Annotated[dt.date, _written_as(r"^\d{4}-\d{2}-\d{2}$", "a date as YYYY-MM-DD"), AfterValidator(_sane_day)]
+Moment = Annotated[
+    dt.datetime,
+    _written_as(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", "a date and time as YYYY-MM-DDTHH:MM:SS with its offset"),
+    AfterValidator(_sane_moment),
+]
+Clock = Annotated[dt.time, _written_as(r"^\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$", "a time of day as HH:MM:SS, no offset")]
 
 
 def _text(size: int, *, required: bool = False):
@@ -154,7 +175,7 @@ class ReferralIn(In):
     received_at: Moment | None = Field(None, description="When it arrived; now when left out.")
     channel: Channel = Channel.WEB
     authorization_number: str = _text(60)
-    visits_approved: int | None = Field(None, ge=0, le=999)
+    visits_approved: Count | None = Field(None, ge=0, le=999)
     notes: str = _text(4000)
     external_id: str = Field("", max_length=100, description="The sender's own id for this referral.")
 
@@ -251,10 +272,10 @@ class ProviderFields(In):
     report_email: str = _text(254)
     direct_address: str = _text(254)
     tier_id: Id | None = None
-    target_visit_days: int | None = Field(None, ge=1, le=3650)
+    target_visit_days: Count | None = Field(None, ge=1, le=3650)
     territory_id: Id | None = None
     liaison_id: Id | None = None
-    is_active: bool = True
+    is_active: Flag = True
     notes: str = _text(4000)
 
 
@@ -341,7 +362,7 @@ class PracticeFields(In):
     tier_id: Id | None = None
     territory_id: Id | None = None
     liaison_id: Id | None = None
-    is_active: bool = True
+    is_active: Flag = True
     notes: str = _text(4000)
 
 
@@ -385,13 +406,13 @@ class StaffFields(In):
     title: str = _text(100)
     phone: str = _text(40)
     email: str = _text(254)
-    birthday_month: int | None = Field(None, ge=1, le=12)
-    birthday_day: int | None = Field(None, ge=1, le=31)
+    birthday_month: Count | None = Field(None, ge=1, le=12)
+    birthday_day: Count | None = Field(None, ge=1, le=31)
     work_anniversary: Day | None = None
     contact_preference: ContactPreference = ContactPreference.PHONE
     interests: str = _text(300)
     notes: str = _text(4000)
-    is_active: bool = True
+    is_active: Flag = True
 
 
 class StaffContactIn(StaffFields):
@@ -440,8 +461,8 @@ class ActivityIn(In):
     provider_ids: list[Id] = Field([], max_length=100)
     staff_ids: list[Id] = Field([], max_length=100)
     liaison_id: Id | None = None
-    start_time: dt.time | None = None
-    duration_minutes: int | None = Field(None, ge=1, le=1440)
+    start_time: Clock | None = None
+    duration_minutes: Count | None = Field(None, ge=1, le=1440)
     cost: Decimal = Field(Decimal("0.00"), ge=0, le=100000, decimal_places=2)
     given_as: GivenAs = GivenAs.ITEM
     purpose: str = _text(300)
