@@ -64,9 +64,9 @@ Step = Callable[[DemoContext], None]
 
 
 def _steps() -> list[Step]:
-    from refloop.demo import directory, frame, letters, outreach, referrals
+    from refloop.demo import directory, frame, letters, outreach, referrals, rollups
 
-    return [frame.build, directory.build, referrals.build, letters.build, outreach.build]
+    return [frame.build, directory.build, referrals.build, letters.build, outreach.build, rollups.build]
 
 
 def is_loaded() -> bool:

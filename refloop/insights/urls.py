@@ -5,6 +5,7 @@ from refloop.insights import views, views_reports, views_scorecards
 app_name = "insights"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("referrals/", views.drilldown, name="drilldown"),
     path("scorecards/", views_scorecards.scorecards, name="scorecards"),
     path("scorecards/liaisons/<int:user_id>/", views_scorecards.scorecard_liaison, name="scorecard_liaison"),
     path("scorecards/clinicians/<int:clinician_id>/", views_scorecards.scorecard_clinician, name="scorecard_clinician"),

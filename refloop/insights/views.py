@@ -1,11 +1,90 @@
 from __future__ import annotations
 
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 from refloop.accounts.permissions import require_action
+from refloop.directory.models import OtherSourceKind, ReferringProvider
+from refloop.insights import dashboard_charts as charts
+from refloop.insights import selectors
+from refloop.insights.filters import DashboardFilterForm, Filters, read_filters
+from refloop.insights.models import ReferralRollup
+from refloop.insights.rollups import cuboid_for
+from refloop.practice.models import ServiceLevels
+
+PAGE_SIZE = 50
+KIND_LABELS = {"provider": "Referring providers", **dict(OtherSourceKind.choices)}
+
+
+def _form(request: HttpRequest) -> DashboardFilterForm:
+    payers = (
+        ReferralRollup.objects.filter(cuboid=cuboid_for(()))
+        .order_by("payer")
+        .values_list("payer", flat=True)
+        .distinct()
+    )
+    specialties = (
+        ReferringProvider.objects.exclude(specialty="").order_by("specialty").values_list("specialty", flat=True)
+    )
+    return DashboardFilterForm(request.GET or None, specialties=list(dict.fromkeys(specialties)), payers=list(payers))
+
+
+def drill_url(filters: Filters, **extra) -> str:
+    return f"{reverse('insights:drilldown')}?{filters.query(**extra)}"
 
 
 @require_action("insights.view")
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "insights/home.html")
+    """The manager's dashboard: this period against last year and the trailing average, and where it leaks."""
+    form = _form(request)
+    filters = read_filters(form)
+    levels = ServiceLevels.current()
+    board = selectors.dashboard(filters, report_target=levels.report_days)
+    context = {
+        "form": form,
+        "filters": filters,
+        "board": board,
+        "period": selectors.month_span(filters),
+        "figures": charts.dashboard_figures(board, drill=lambda **extra: drill_url(filters, **extra)),
+        "tables": charts.dashboard_tables(board, drill=lambda **extra: drill_url(filters, **extra)),
+        "headline": charts.headline(board, drill=lambda **extra: drill_url(filters, **extra)),
+        "kind_labels": KIND_LABELS,
+    }
+    return render(request, "insights/home.html", context)
+
+
+@require_action("insights.view")
+def drilldown(request: HttpRequest) -> HttpResponse:
+    """The referrals behind one figure of the dashboard: the very member rows that were counted."""
+    form = _form(request)
+    filters = read_filters(form)
+    levels = ServiceLevels.current()
+    error = ""
+    try:
+        members, words = selectors.drilldown_members(filters, request.GET, report_target=levels.report_days)
+    except selectors.DrilldownError as exc:
+        error, members, words = str(exc), None, []
+    page, rows = None, []
+    if members is not None:
+        listed = members.select_related(
+            "referral__referring_provider", "referral__other_source", "referral__location", "referral__clinician"
+        ).order_by("-referral_id")
+        paginator = Paginator(listed, PAGE_SIZE)
+        page = paginator.get_page(request.GET.get("page"))
+        rows = [(m, KIND_LABELS.get(m.source_kind, m.source_kind)) for m in page]
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "filters": filters,
+        "page": page,
+        "rows": rows,
+        "querystring": f"{query.urlencode()}&" if query else "",
+        "words": words,
+        "error": error,
+        "period": selectors.month_span(filters),
+        "back": f"{reverse('insights:home')}?{filters.query()}",
+    }
+    return render(request, "insights/drilldown.html", context, status=400 if error else 200)

@@ -1,0 +1,357 @@
+"""Reads for the dashboard: every figure is a small GROUP BY over rollup rows (see rollups.py), never a scan of
+the referrals; `drilldown` lists the referrals behind a figure from the same member rows that were counted."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+
+from refloop.insights.filters import Filters, add_months, months_between
+from refloop.insights.models import (
+    APPOINTMENT_DAY_EDGES,
+    CONTACT_HOUR_EDGES,
+    LOST_REASONS,
+    MEASURES,
+    TURNAROUND_CAP,
+    AlertKind,
+    ReferralRollup,
+    RollupMember,
+    SourceAlert,
+    SourceKind,
+    SourceRollup,
+)
+from refloop.insights.rollups import cuboid_for
+
+SOURCE_LEVEL = frozenset({"territory_id", "liaison_id", "specialty"})  # dimensions SourceRollup keeps
+TOP = 10
+LOST_LABELS = {
+    "went_elsewhere": "Went elsewhere",
+    "insurance": "Insurance",
+    "could_not_reach": "Could not reach the patient",
+    "patient_declined": "Patient declined",
+    "other": "Other",
+}
+
+
+def _cube(filters: Filters, first: dt.date, last: dt.date, group: tuple[str, ...]) -> QuerySet:
+    dims = filters.dimensions()
+    rows = ReferralRollup.objects.filter(cuboid=cuboid_for([*dims, *group]), month__gte=first, month__lte=last, **dims)
+    return rows.values(*group).annotate(**{f"sum_{m}": Sum(m) for m in MEASURES}).order_by(*group)
+
+
+def _zero() -> dict[str, float]:
+    return dict.fromkeys(MEASURES, 0)
+
+
+def _plain(row: dict) -> dict[str, float]:
+    return {m: row[f"sum_{m}"] or 0 for m in MEASURES}
+
+
+def _add(total: dict[str, float], row: dict[str, float]) -> None:
+    for m in MEASURES:
+        total[m] += row[m]
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A distribution read from histogram buckets: median and 90th percentile as bucket labels, plus counts."""
+
+    count: int
+    median: str
+    p90: str
+    mean: float | None
+
+
+def _quantile_bucket(counts: list[int], q: float) -> int | None:
+    total = sum(counts)
+    if not total:
+        return None
+    running = 0
+    for index, n in enumerate(counts):
+        running += n
+        if running >= q * total:
+            return index
+    return len(counts) - 1
+
+
+def _edge_label(edges: tuple[int, ...], index: int | None, unit: str) -> str:
+    if index is None:
+        return "—"
+    if index == 0:
+        return f"under {edges[0]} {unit}"
+    if index >= len(edges):
+        return f"{edges[-1]}+ {unit}"
+    return f"{edges[index - 1]}–{edges[index]} {unit}"
+
+
+def bucket_label(kind: str, index: int) -> str:
+    if kind == "contact":
+        return _edge_label(CONTACT_HOUR_EDGES, index, "hours")
+    if kind == "appointment":
+        return _edge_label(APPOINTMENT_DAY_EDGES, index, "days")
+    return f"{index}+ business days" if index >= TURNAROUND_CAP else f"{index} business days"
+
+
+@dataclass
+class Dashboard:
+    filters: Filters
+    totals: dict[str, float]
+    last_year: dict[str, float]
+    trailing_average: float  # received per period of this length, over the 12 months before it
+    series: list[tuple[dt.date, dict[str, float]]]  # the trend chart's months, oldest first
+    by_kind: list[tuple[str, dict[str, float]]]
+    payers: list[tuple[str, dict[str, float]]]
+    top_providers: list[dict]
+    top_practices: list[dict]
+    new_sources: list[dict]
+    growing_sources: list[dict]
+    alerts: list[SourceAlert]
+    report_target: int
+    contact: Stat = field(init=False)
+    appointment: Stat = field(init=False)
+    turnaround: Stat = field(init=False)
+    within_target: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        t = self.totals
+        contact = [int(t[f"c{i}"]) for i in range(len(CONTACT_HOUR_EDGES) + 1)]
+        appointment = [int(t[f"a{i}"]) for i in range(len(APPOINTMENT_DAY_EDGES) + 1)]
+        turnaround = [int(t[f"t{i}"]) for i in range(TURNAROUND_CAP + 1)]
+        self.contact = Stat(
+            sum(contact),
+            _edge_label(CONTACT_HOUR_EDGES, _quantile_bucket(contact, 0.5), "hours"),
+            _edge_label(CONTACT_HOUR_EDGES, _quantile_bucket(contact, 0.9), "hours"),
+            round(t["contact_hours_sum"] / t["contacted"], 1) if t["contacted"] else None,
+        )
+        self.appointment = Stat(
+            sum(appointment),
+            _edge_label(APPOINTMENT_DAY_EDGES, _quantile_bucket(appointment, 0.5), "days"),
+            _edge_label(APPOINTMENT_DAY_EDGES, _quantile_bucket(appointment, 0.9), "days"),
+            round(t["appointment_days_sum"] / t["scheduled"], 1) if t["scheduled"] else None,
+        )
+        median, p90 = _quantile_bucket(turnaround, 0.5), _quantile_bucket(turnaround, 0.9)
+        self.turnaround = Stat(
+            sum(turnaround),
+            "—" if median is None else bucket_label("turnaround", median),
+            "—" if p90 is None else bucket_label("turnaround", p90),
+            None,
+        )
+        self.within_target = sum(turnaround[: min(self.report_target, TURNAROUND_CAP - 1) + 1])
+
+    @property
+    def turnaround_buckets(self) -> list[tuple[int, int]]:
+        return [(i, int(self.totals[f"t{i}"])) for i in range(TURNAROUND_CAP + 1)]
+
+    @property
+    def lost(self) -> list[tuple[str, str, int]]:
+        return [(reason, LOST_LABELS[reason], int(self.totals[f"lost_{reason}"])) for reason in LOST_REASONS]
+
+    @staticmethod
+    def share(part: float, whole: float) -> float | None:
+        return round(100 * part / whole, 1) if whole else None
+
+
+def dashboard(filters: Filters, *, report_target: int, trend_months: int = 24) -> Dashboard:
+    start, end = filters.start, filters.end
+    length = filters.months
+    trend_first = min(add_months(end, -(trend_months - 1)), start)
+    first = min(trend_first, add_months(start, -12))
+    by_month = {row["month"]: _plain(row) for row in _cube(filters, first, end, ("month",))}
+    totals, last_year, trailing = _zero(), _zero(), 0.0
+    for month, row in by_month.items():
+        if start <= month <= end:
+            _add(totals, row)
+        if add_months(start, -12) <= month <= add_months(end, -12):
+            _add(last_year, row)
+        if add_months(start, -12) <= month < start:
+            trailing += row["received"]
+    series, month = [], trend_first
+    while month <= end:
+        series.append((month, by_month.get(month, _zero())))
+        month = add_months(month, 1)
+    by_kind = [(row["source_kind"], _plain(row)) for row in _cube(filters, start, end, ("source_kind",))]
+    by_kind.sort(key=lambda item: -item[1]["received"])
+    payers = [(row["payer"], _plain(row)) for row in _cube(filters, start, end, ("payer",))]
+    payers.sort(key=lambda item: -item[1]["received"])
+    return Dashboard(
+        filters=filters,
+        totals=totals,
+        last_year=last_year,
+        trailing_average=round(trailing / 12 * length, 1),
+        series=series,
+        by_kind=by_kind,
+        payers=payers,
+        top_providers=top_sources(filters, SourceKind.PROVIDER),
+        top_practices=top_sources(filters, SourceKind.PRACTICE),
+        new_sources=new_sources(filters),
+        growing_sources=growing_sources(filters),
+        alerts=open_alerts(filters),
+        report_target=report_target,
+    )
+
+
+# Sources ---------------------------------------------------------------------------------------------------------
+
+_MEMBER_COLUMN = {SourceKind.PROVIDER: "provider_id", SourceKind.PRACTICE: "practice_id"}
+
+
+def _source_rows(filters: Filters, kind: str, first: dt.date, last: dt.date) -> tuple[QuerySet, str]:
+    """Per-source rows of the period and the column naming the source: SourceRollup when the filters are all
+    source-level (territory, liaison, specialty), else the member rows, narrowed by every filter."""
+    dims = filters.dimensions()
+    if set(dims) <= SOURCE_LEVEL:
+        rows = SourceRollup.objects.filter(kind=kind, month__gte=first, month__lte=last, **dims)
+        return rows, "source_id"
+    column = _MEMBER_COLUMN[kind]
+    rows = RollupMember.objects.filter(month__gte=first, month__lte=last, **dims).exclude(**{column: 0})
+    return rows, column
+
+
+def _count(column: str, condition: Q | None = None):
+    if column == "source_id":
+        return Sum("received", filter=condition)
+    return Count("pk", filter=condition)
+
+
+def _names(kind: str, ids: list[int]) -> dict[int, str]:
+    from refloop.directory.models import ReferringPractice, ReferringProvider
+
+    model = ReferringProvider if kind == SourceKind.PROVIDER else ReferringPractice
+    return {pk: str(entry) for pk, entry in model._base_manager.in_bulk(ids).items()}
+
+
+def top_sources(filters: Filters, kind: str, limit: int = TOP) -> list[dict]:
+    rows, column = _source_rows(filters, kind, filters.start, filters.end)
+    ranked = list(rows.values(column).annotate(total=_count(column)).order_by("-total", column)[:limit])
+    names = _names(kind, [r[column] for r in ranked])
+    return [{"id": r[column], "name": names.get(r[column], "?"), "received": r["total"]} for r in ranked]
+
+
+def new_sources(filters: Filters, limit: int = TOP) -> list[dict]:
+    """Providers whose first referral ever (as counted under these filters) came in this period."""
+    rows, column = _source_rows(filters, SourceKind.PROVIDER, filters.start, filters.end)
+    earlier, _ = _source_rows(filters, SourceKind.PROVIDER, dt.date(1900, 1, 1), add_months(filters.start, -1))
+    ranked = list(
+        rows.values(column)
+        .annotate(total=_count(column))
+        .filter(~Exists(earlier.filter(**{column: OuterRef(column)})))
+        .order_by("-total", column)[:limit]
+    )
+    names = _names(SourceKind.PROVIDER, [r[column] for r in ranked])
+    return [{"id": r[column], "name": names.get(r[column], "?"), "received": r["total"]} for r in ranked]
+
+
+def growing_sources(filters: Filters, limit: int = TOP) -> list[dict]:
+    """Providers sending at least 3 referrals and half as many again as in the period just before."""
+    previous = add_months(filters.start, -filters.months)
+    rows, column = _source_rows(filters, SourceKind.PROVIDER, previous, filters.end)
+    now = Q(month__gte=filters.start)
+    ranked = list(
+        rows.values(column)
+        .annotate(total=_count(column, now), before=_count(column, ~now))
+        .filter(Q(total__gte=3), Q(before__gt=0), Q(total__gte=F("before") * 1.5))
+        .order_by(F("before") - F("total"), column)[:limit]
+    )
+    names = _names(SourceKind.PROVIDER, [r[column] for r in ranked])
+    return [
+        {"id": r[column], "name": names.get(r[column], "?"), "received": r["total"], "before": r["before"]}
+        for r in ranked
+    ]
+
+
+def open_alerts(filters: Filters) -> list[SourceAlert]:
+    """Open early-warning alerts for the sources the filters cover (territory, liaison, referrer specialty)."""
+    alerts = SourceAlert.objects.filter(resolved_at__isnull=True).select_related("provider", "practice")
+    values = filters.values
+    for name, field_name in (("territory", "territory_id"), ("liaison", "liaison_id")):
+        if name in values:
+            alerts = alerts.filter(
+                Q(provider__isnull=False, **{f"provider__{field_name}": values[name]})
+                | Q(practice__isnull=False, **{f"practice__{field_name}": values[name]})
+            )
+    if "specialty" in values:
+        alerts = alerts.filter(provider__specialty=values["specialty"])
+    order = {AlertKind.SLIPPING: 0, AlertKind.DORMANT: 1, AlertKind.RISING: 2}
+    return sorted(alerts[:50], key=lambda a: (order.get(a.kind, 9), -a.confidence))
+
+
+# Drill-down ------------------------------------------------------------------------------------------------------
+
+MEASURE_FILTERS: dict[str, Q] = {
+    "received": Q(),
+    "scheduled": Q(scheduled=True),
+    "seen": Q(seen=True),
+    "report_sent": Q(report_sent=True),
+    "closed_loop": Q(closed_loop=True),
+    "declined": Q(declined=True),
+    "open": Q(open=True),
+    "contacted": Q(contact_hours__isnull=False),
+    "lost": ~Q(lost_reason=""),
+    **{f"lost_{reason}": Q(lost_reason=reason) for reason in LOST_REASONS},
+}
+MEASURE_LABELS = {
+    "received": "received",
+    "scheduled": "scheduled",
+    "seen": "seen",
+    "report_sent": "with the report sent",
+    "closed_loop": "with the loop closed",
+    "declined": "declined",
+    "open": "still open",
+    "contacted": "contacted",
+    "lost": "lost",
+    **{f"lost_{reason}": f"lost: {label.lower()}" for reason, label in LOST_LABELS.items()},
+    "within_target": "with the report within target",
+}
+
+
+class DrilldownError(ValueError):
+    """A drill-down parameter that does not name a figure of the dashboard."""
+
+
+def drilldown_members(filters: Filters, params, *, report_target: int) -> tuple[QuerySet, list[str]]:
+    """The member rows behind one figure: the filters, plus what the figure counts; and words describing it."""
+    first, last = filters.start, filters.end
+    words: list[str] = []
+    month = params.get("month")
+    if month:
+        try:
+            first = last = dt.datetime.strptime(month, "%Y-%m").date()
+        except ValueError:
+            raise DrilldownError(f"month: “{month}” is not a month (YYYY-MM).") from None
+    rows = RollupMember.objects.filter(month__gte=first, month__lte=last, **filters.dimensions())
+    measure = params.get("measure") or "received"
+    if measure == "within_target":
+        rows = rows.filter(turnaround_days__lte=report_target)
+    elif measure in MEASURE_FILTERS:
+        rows = rows.filter(MEASURE_FILTERS[measure])
+    else:
+        raise DrilldownError(f"measure: “{measure}” is not a figure of the dashboard.")
+    words.append(MEASURE_LABELS[measure])
+    for name, column in (("kind", "source_kind"), ("payer_is", "payer")):
+        if name in params:
+            rows = rows.filter(**{column: params[name]})
+            words.append(f"{'source' if name == 'kind' else 'payer'} {params[name] or 'not recorded'}")
+    for name, column in (
+        ("provider", "provider_id"),
+        ("practice", "practice_id"),
+        ("turnaround", "turnaround_days"),
+        ("contact_bucket", "contact_bucket"),
+        ("appointment_bucket", "appointment_bucket"),
+    ):
+        if params.get(name):
+            try:
+                value = int(params[name])
+            except ValueError:
+                raise DrilldownError(f"{name}: “{params[name]}” is not a number.") from None
+            rows = rows.filter(**{column: value})
+            if name in ("turnaround", "contact_bucket", "appointment_bucket"):
+                words.append(bucket_label(name.removesuffix("_bucket"), value))
+    return rows, words
+
+
+def month_span(filters: Filters) -> str:
+    if filters.start == filters.end:
+        return f"{filters.start:%B %Y}"
+    return f"{filters.start:%b %Y} – {filters.end:%b %Y} ({months_between(filters.start, filters.end)} months)"
