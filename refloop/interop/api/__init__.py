@@ -40,11 +40,18 @@ def _answer(request: HttpRequest, status: int, message: str, errors: list[dict] 
     return api.create_response(request, {"message": message, "errors": errors or []}, status=status)
 
 
+def _field(loc) -> str:
+    """`body.patient.email`, `query.limit`: ninja puts the body parameter's own name second; clients never see it."""
+    parts = [str(part) for part in loc]
+    if len(parts) >= 2 and parts[0] == "body":
+        del parts[1]
+    return ".".join(parts)
+
+
 @api.exception_handler(InputError)
 def _input_error(request, exc: InputError):
     errors = [
-        {"field": ".".join(str(part) for part in error.get("loc", ())), "message": error.get("msg", "Not valid.")}
-        for error in exc.errors
+        {"field": _field(error.get("loc", ())), "message": error.get("msg", "Not valid.")} for error in exc.errors
     ]
     return _answer(request, 422, summary(errors) or "The input is not valid.", errors)
 

@@ -378,6 +378,9 @@ def referral_transition(
     except services.StaleEdit as exc:
         raise error(412, f"{exc} Read it again, then retry.", "header.If-Match") from None
     except TransitionRefused as exc:
+        # The workflow said no; its message goes back as it is. Only the status says which kind of no it was.
+        if who.role not in step.roles:
+            raise error(403, str(exc), "path.name") from None
         refused_by_loop = transition_problem(step.name, referral.state, who.role) is not None
         raise error(409 if refused_by_loop else 422, str(exc), "path.name" if refused_by_loop else "body") from None
     out = _detail(request, response, referral.pk)
