@@ -195,9 +195,13 @@ def _cluster_interval(events: list[EventLift], rng: np.random.Generator, samples
     keys = list(sums)
     cluster_sums = np.array([sums[k] for k in keys])
     cluster_counts = np.array([counts[k] for k in keys], dtype=float)
-    picks = rng.integers(0, len(keys), size=(samples, len(keys)))
-    means = cluster_sums[picks].sum(axis=1) / cluster_counts[picks].sum(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
+    k = len(keys)
+    batch = max(1, 2_000_000 // k)  # bounded memory: a few thousand offices times 2,000 samples is too many at once
+    means = []
+    for first in range(0, samples, batch):
+        picks = rng.integers(0, k, size=(min(batch, samples - first), k))
+        means.append(cluster_sums[picks].sum(axis=1) / cluster_counts[picks].sum(axis=1))
+    low, high = np.percentile(np.concatenate(means), [2.5, 97.5])
     return float(low), float(high)
 
 

@@ -46,6 +46,7 @@ class Table:
     export_url: str = ""  # the page URL that answers ?export=csv|xlsx; empty hides the export links
     name: str = ""  # file-name stem; defaults to the slugified title
     numeric: Sequence[bool] = field(default=())
+    page_rows: int | None = None  # show at most this many rows on the page; exports always hold every row
 
     def __post_init__(self) -> None:
         width = len(self.columns)
@@ -68,10 +69,15 @@ class Table:
     def file_stem(self) -> str:
         return self.name or slugify(self.title) or "table"
 
+    @property
+    def truncated(self) -> bool:
+        return self.page_rows is not None and len(self.rows) > self.page_rows
+
     def body(self) -> list[list[tuple[Any, str | None, bool]]]:
-        """Rows as (value, link, numeric) triples: what the partial iterates."""
+        """Rows as (value, link, numeric) triples: what the partial iterates (the first `page_rows`)."""
         out = []
-        for r, row in enumerate(self.rows):
+        shown = self.rows if self.page_rows is None else self.rows[: self.page_rows]
+        for r, row in enumerate(shown):
             links = self.links[r] if self.links is not None else (None,) * len(row)
             out.append([(_display(v), links[c], self.numeric[c]) for c, v in enumerate(row)])
         return out

@@ -339,6 +339,7 @@ def spend_table(title: str, name: str, rows: list[eff.SpendRow], *, export_url: 
         links=[[reverse(f"directory:{r.kind}", args=[r.pk]), None, None, None, None] for r in rows],
         empty="No spend recorded in this period.",
         export_url=export_url,
+        page_rows=50,
     )
 
 
