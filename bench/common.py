@@ -76,3 +76,12 @@ def table(rows: list[list[object]], header: list[str]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages, printed beside timings taken on a shared machine."""
+    try:
+        with open("/proc/loadavg") as handle:
+            return " ".join(handle.read().split()[:3])
+    except OSError:
+        return "?"

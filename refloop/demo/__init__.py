@@ -26,6 +26,7 @@ class Scale:
     referring_practices: int
     referrals: int
     activities: int
+    bulk: bool = False  # directory and outreach history written in bulk (refloop/demo/bulk.py), not by services
 
 
 SCALES = {
@@ -41,6 +42,7 @@ SCALES = {
         referring_practices=10_000,
         referrals=1_000_000,
         activities=300_000,
+        bulk=True,
     ),
 }
 

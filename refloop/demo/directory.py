@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from refloop.demo import DemoContext
+from refloop.demo import DemoContext, bulk
 from refloop.directory import services
 from refloop.directory.models import (
     ContactPreference,
     OtherSource,
     OtherSourceKind,
+    ProviderPractice,
     ReferringPractice,
     ReferringProvider,
     ReportChannel,
@@ -149,17 +150,14 @@ def _npi(rng, used: set[str], first_digit: str) -> str:
 
 def build(ctx: DemoContext) -> None:
     rng, fake = ctx.rng, ctx.fake
-    n_practices = ctx.scale.referring_practices
-    n_providers = ctx.scale.referring_providers
     territories = {t.name: t for t in Territory.objects.select_related("liaison")}
     tiers = {t.code: t for t in Tier.objects.all()}
     used_npis: set[str] = set()
     used_names: set[str] = set()
 
-    practices: list[ReferringPractice] = []
-    for _ in range(n_practices):
+    def draw_practice(rng, fake, used_npis):
+        """One practice's fields, its primary location and (for about one in six) a second office."""
         city, zips, territory_name = rng.choice(PLACES)
-        territory = territories[territory_name]
         while True:
             name = rng.choice(PRACTICE_NAMES).format(
                 surname=fake.last_name(), surname2=fake.last_name(), city=city, kind=rng.choice(KINDS)
@@ -176,30 +174,101 @@ def build(ctx: DemoContext) -> None:
             "phone": phone,
             "fax": _phone(rng),
         }
-        practice = services.practice_create(
-            name=name,
-            npi=_npi(rng, used_npis, "1") if rng.random() < 0.8 else "",
-            phone=phone,
-            fax=location["fax"],
-            territory=territory,
-            liaison=territory.liaison,
-            location=location,
-        )
+        fields = {
+            "name": name,
+            "npi": _npi(rng, used_npis, "1") if rng.random() < 0.8 else "",
+            "phone": phone,
+            "fax": location["fax"],
+            "territory_name": territory_name,
+        }
+        second = None
         if rng.random() < 0.18:  # a second office elsewhere in the territory
             other_city, other_zips, _ = rng.choice([p for p in PLACES if p[2] == territory_name])
-            services.location_save(
-                location=practice.locations.model(
+            second = {
+                "label": f"{other_city} office",
+                "address_line1": f"{rng.randint(100, 9900)} {rng.choice(STREETS)}",
+                "city": other_city,
+                "state": "OH",
+                "postal_code": rng.choice(other_zips),
+                "phone": _phone(rng),
+                "fax": _phone(rng),
+                "hours": "Mon-Fri 8:00-17:00",
+            }
+        return fields, location, second
+
+    if ctx.scale.bulk:
+        practices, providers, volume = bulk.directory(ctx, draw_practice, territories)
+    else:
+        practices, providers, volume = _write_with_services(ctx, draw_practice, territories, used_npis)
+
+    # Tier by expected volume: the top tenth are A, the next quarter B, the rest C.
+    ranked = sorted(providers, key=lambda p: volume[p.pk], reverse=True)
+    for position, provider in enumerate(ranked):
+        code = "A" if position < len(ranked) * 0.10 else "B" if position < len(ranked) * 0.35 else "C"
+        provider.tier = tiers[code]
+    ReferringProvider.objects.bulk_update(providers, ["tier"], batch_size=500)
+    tier_of = {p.pk: p.tier.code for p in providers}
+    best: dict[int, int] = {}
+    for practice_id, provider_id in ProviderPractice.objects.values_list("practice_id", "provider_id"):
+        code = tier_of.get(provider_id)
+        if code is not None:
+            best[practice_id] = min(best.get(practice_id, 2), "ABC".index(code))
+    for practice in practices:
+        practice.tier = tiers["ABC"[best.get(practice.pk, 2)]]
+    ReferringPractice.objects.bulk_update(practices, ["tier"], batch_size=500)
+
+    staff_count = 0
+    contacts = []
+    for practice in practices:
+        for role in rng.sample(list(StaffRole.values[:6]), rng.randint(1, 4)):
+            birthday = fake.date_between(dt.date(1965, 1, 1), dt.date(2002, 12, 31))
+            contacts.append(
+                StaffContact(
                     practice=practice,
-                    label=f"{other_city} office",
-                    address_line1=f"{rng.randint(100, 9900)} {rng.choice(STREETS)}",
-                    city=other_city,
-                    state="OH",
-                    postal_code=rng.choice(other_zips),
-                    phone=_phone(rng),
-                    fax=_phone(rng),
-                    hours="Mon-Fri 8:00-17:00",
+                    first_name=fake.first_name(),
+                    last_name=fake.last_name(),
+                    role=role,
+                    phone=practice.phone,
+                    email=f"{fake.user_name()}@{practice.name.split()[0].lower()}.example",
+                    birthday_month=birthday.month if rng.random() < 0.75 else None,
+                    birthday_day=birthday.day if rng.random() < 0.75 else None,
+                    work_anniversary=fake.date_between(dt.date(2008, 1, 1), dt.date(2025, 6, 30))
+                    if rng.random() < 0.6
+                    else None,
+                    contact_preference=rng.choice(ContactPreference.values[:4]),
+                    interests=rng.choice(INTERESTS) if rng.random() < 0.7 else "",
                 )
             )
+            staff_count += 1
+    if ctx.scale.bulk:
+        bulk.staff(contacts)
+    else:
+        for contact in contacts:
+            services.staff_contact_save(contact=contact)
+    # A birthday needs both parts; contacts that drew only one keep neither.
+    StaffContact.objects.filter(birthday_month__isnull=True).update(birthday_day=None)
+    StaffContact.objects.filter(birthday_day__isnull=True).update(birthday_month=None)
+
+    for kind, name, detail in OTHER_SOURCES:
+        services.other_source_save(source=OtherSource(kind=kind, name=name, detail=detail))
+
+    duplicates = _plant_duplicates(ctx, providers, practices)
+    ctx.objects.update(practices=practices, providers=providers, provider_volume=volume)
+    ctx.count("referring practices", len(practices))
+    ctx.count("referring providers", len(providers) + duplicates)
+    ctx.count("staff contacts", staff_count)
+    ctx.count("other sources", len(OTHER_SOURCES))
+
+
+def _write_with_services(ctx: DemoContext, draw_practice, territories, used_npis) -> tuple[list, list, dict]:
+    rng, fake = ctx.rng, ctx.fake
+    practices: list[ReferringPractice] = []
+    for _ in range(ctx.scale.referring_practices):
+        fields, location, second = draw_practice(rng, fake, used_npis)
+        territory = territories[fields.pop("territory_name")]
+        practice = services.practice_create(territory=territory, liaison=territory.liaison, location=location, **fields)
+        if second:
+            services.location_save(location=practice.locations.model(practice=practice, **second))
         practices.append(practice)
 
     # Practice sizes are skewed: many solo and small offices, a few large groups.
@@ -207,7 +276,7 @@ def build(ctx: DemoContext) -> None:
     codes, creds, spec_weights = zip(*SPECIALTIES, strict=True)
     providers: list[ReferringProvider] = []
     volume: dict[int, float] = {}
-    for index in range(n_providers):
+    for index in range(ctx.scale.referring_providers):
         practice = practices[index] if index < len(practices) else rng.choices(practices, weights)[0]
         location = practice.locations.first()
         pick = rng.choices(range(len(codes)), spec_weights)[0]
@@ -254,57 +323,9 @@ def build(ctx: DemoContext) -> None:
             is_primary=True,
             days=rng.sample(Weekday.values[:5], rng.randint(3, 5)),
         )
-        volume[provider.pk] = rng.lognormvariate(
-            0, 1.1
-        )  # how much this source tends to send (used by referrals)
+        volume[provider.pk] = rng.lognormvariate(0, 1.1)  # how much this source tends to send (used by referrals)
         providers.append(provider)
-
-    # Tier by expected volume: the top tenth are A, the next quarter B, the rest C.
-    ranked = sorted(providers, key=lambda p: volume[p.pk], reverse=True)
-    for position, provider in enumerate(ranked):
-        code = "A" if position < len(ranked) * 0.10 else "B" if position < len(ranked) * 0.35 else "C"
-        provider.tier = tiers[code]
-    ReferringProvider.objects.bulk_update(providers, ["tier"], batch_size=500)
-    for practice in practices:
-        best = min((["A", "B", "C"].index(p.tier.code) for p in practice.providers.all()), default=2)
-        practice.tier = tiers["ABC"[best]]
-    ReferringPractice.objects.bulk_update(practices, ["tier"], batch_size=500)
-
-    staff_count = 0
-    for practice in practices:
-        for role in rng.sample(list(StaffRole.values[:6]), rng.randint(1, 4)):
-            birthday = fake.date_between(dt.date(1965, 1, 1), dt.date(2002, 12, 31))
-            services.staff_contact_save(
-                contact=StaffContact(
-                    practice=practice,
-                    first_name=fake.first_name(),
-                    last_name=fake.last_name(),
-                    role=role,
-                    phone=practice.phone,
-                    email=f"{fake.user_name()}@{practice.name.split()[0].lower()}.example",
-                    birthday_month=birthday.month if rng.random() < 0.75 else None,
-                    birthday_day=birthday.day if rng.random() < 0.75 else None,
-                    work_anniversary=fake.date_between(dt.date(2008, 1, 1), dt.date(2025, 6, 30))
-                    if rng.random() < 0.6
-                    else None,
-                    contact_preference=rng.choice(ContactPreference.values[:4]),
-                    interests=rng.choice(INTERESTS) if rng.random() < 0.7 else "",
-                )
-            )
-            staff_count += 1
-    # A birthday needs both parts; contacts that drew only one keep neither.
-    StaffContact.objects.filter(birthday_month__isnull=True).update(birthday_day=None)
-    StaffContact.objects.filter(birthday_day__isnull=True).update(birthday_month=None)
-
-    for kind, name, detail in OTHER_SOURCES:
-        services.other_source_save(source=OtherSource(kind=kind, name=name, detail=detail))
-
-    duplicates = _plant_duplicates(ctx, providers, practices)
-    ctx.objects.update(practices=practices, providers=providers, provider_volume=volume)
-    ctx.count("referring practices", len(practices))
-    ctx.count("referring providers", len(providers) + duplicates)
-    ctx.count("staff contacts", staff_count)
-    ctx.count("other sources", len(OTHER_SOURCES))
+    return practices, providers, volume
 
 
 def _plant_duplicates(ctx: DemoContext, providers, practices) -> int:

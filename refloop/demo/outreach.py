@@ -17,7 +17,7 @@ from decimal import Decimal
 from django.db.models import Min
 from django.utils import timezone
 
-from refloop.demo import DemoContext
+from refloop.demo import DemoContext, bulk
 from refloop.directory.models import ReferringPractice, ReferringProvider, StaffContact, Territory
 from refloop.outreach import compliance, services
 from refloop.outreach.models import (
@@ -125,6 +125,7 @@ class _Writer:
         self.staff: dict[int, list] = {}
         self.logged = 0
         self.refused = 0
+        self.bulk: bulk.ActivityWriter | None = None  # set at the design scale: past touches written as rows
 
     def attendees(self, practice: ReferringPractice):
         if practice.pk not in self.people:
@@ -136,6 +137,56 @@ class _Writer:
         return self.people[practice.pk], self.staff[practice.pk]
 
     def touch(self, *, liaison, practice, kind: str, day: dt.date, planned: bool = False) -> None:
+        data = self.draw(liaison=liaison, practice=practice, kind=kind, day=day, planned=planned)
+        if self.bulk is not None and not planned:
+            self.touch_in_bulk(data)
+            return
+        rng = self.rng
+        cost = data.cost
+        by, reason = liaison, ""
+        if cost and not planned and compliance.limit_amount(day.year) is None:
+            # A year with no figure: compliance lets items through by override, kept under last year's limit.
+            reference = compliance.limit_amount(day.year - 1) or Decimal("0.00")
+            if any(check.after > reference for check in services.activity_plan(data).checks):
+                self.refused += 1
+                return
+            by, reason = self.manager, OVERRIDE_2025
+        try:
+            logged = services.activity_log(data=data, by=by, override_reason=reason)
+        except compliance.LimitRefused:
+            self.refused += 1
+            return
+        self.logged += 1
+        for task in logged.activity.follow_ups.all():
+            if task.due_on < self.today - dt.timedelta(days=3) or rng.random() < 0.3:
+                services.task_complete(task=task, by=liaison)
+
+    def touch_in_bulk(self, data: services.ActivityInput) -> None:
+        """A done touch of the past as rows (refloop/demo/bulk.py), drawing the follow-up's outcome as above."""
+        follow_up = None
+        if data.follow_up_title:
+            done = data.follow_up_due < self.today - dt.timedelta(days=3) or self.rng.random() < 0.3
+            follow_up = (data.follow_up_title, data.follow_up_due, done)
+        fields = {
+            "kind": data.kind,
+            "status": ActivityStatus.DONE,
+            "date": data.date,
+            "duration_minutes": data.duration_minutes,
+            "practice": data.practice,
+            "liaison": data.liaison,
+            "created_by": data.liaison,
+            "origin": Origin.MANUAL,
+            "cost": data.cost or Decimal("0.00"),
+            "purpose": data.purpose.strip()[:300],
+            "outcome": data.outcome.strip(),
+        }
+        if self.bulk.add(fields=fields, who=data.providers, crew=data.staff, follow_up=follow_up):
+            self.logged += 1
+        else:
+            self.refused += 1
+
+    def draw(self, *, liaison, practice, kind: str, day: dt.date, planned: bool) -> services.ActivityInput:
+        """What a liaison did on one touch: who was there, what it cost, the purpose and the follow-up."""
         rng = self.rng
         providers, staff = self.attendees(practice)
         who = rng.sample(providers, min(len(providers), rng.randint(1, 2))) if providers else []
@@ -173,23 +224,7 @@ class _Writer:
             follow_up_title=rng.choice(FOLLOW_UPS) if follow_up else "",
             follow_up_due=day + dt.timedelta(days=rng.randint(3, 14)) if follow_up else None,
         )
-        by, reason = liaison, ""
-        if cost and not planned and compliance.limit_amount(day.year) is None:
-            # A year with no figure: compliance lets items through by override, kept under last year's limit.
-            reference = compliance.limit_amount(day.year - 1) or Decimal("0.00")
-            if any(check.after > reference for check in services.activity_plan(data).checks):
-                self.refused += 1
-                return
-            by, reason = self.manager, OVERRIDE_2025
-        try:
-            logged = services.activity_log(data=data, by=by, override_reason=reason)
-        except compliance.LimitRefused:
-            self.refused += 1
-            return
-        self.logged += 1
-        for task in logged.activity.follow_ups.all():
-            if task.due_on < self.today - dt.timedelta(days=3) or rng.random() < 0.3:
-                services.task_complete(task=task, by=liaison)
+        return data
 
 
 def build(ctx: DemoContext) -> None:
@@ -202,6 +237,11 @@ def build(ctx: DemoContext) -> None:
         liaison.pk: list(ReferringPractice.objects.current().filter(liaison=liaison).select_related("tier"))
         for liaison in liaisons
     }
+    if ctx.scale.bulk:
+        writer.bulk = bulk.ActivityWriter(today)
+        attendees = writer.bulk.attendees([p.pk for ps in territory_of.values() for p in ps], writer.unvisited)
+        for practice_id, (providers, staff) in attendees.items():
+            writer.people[practice_id], writer.staff[practice_id] = providers, staff
     # Three years of done touches, spread over weekdays, the A-tier offices seen most.
     days = ctx.scale.years * 365
     per_liaison = ctx.scale.activities // len(liaisons)
@@ -215,6 +255,8 @@ def build(ctx: DemoContext) -> None:
             kind = rng.choices(list(KINDS), list(KINDS.values()))[0]
             day = _weekday(today - dt.timedelta(days=rng.randint(1, days)))
             writer.touch(liaison=liaison, practice=practice, kind=kind, day=day)
+        if writer.bulk is not None:
+            writer.bulk.flush()
         # The next two weeks, planned: two or three stops a working day.
         for offset in range(1, 15):
             day = today + dt.timedelta(days=offset)
