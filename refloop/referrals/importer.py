@@ -1339,6 +1339,9 @@ def referral_import(
                     run.finish()
                 report.committed = not dry_run and (report.error_count == 0 or accept_valid)
                 if report.committed:
+                    from refloop.insights.rollups import rollup_sync_missing
+
+                    rollup_sync_missing()  # the dashboard's rollups: rows written in bulk bypass the model saves
                     audit_record(actor=by, actor_label=by_label, action="referral.import", detail=report.audit_detail())
                 else:
                     transaction.set_rollback(True)
