@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
+from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db.models import Model, QuerySet
+from django.db.models import Model, QuerySet, UniqueConstraint
 from django.http import HttpRequest
 from ninja import Field, Schema
 from ninja.errors import HttpError
@@ -53,15 +55,37 @@ def error(status: int, message: str, field: str = "") -> HttpError:
     return exc
 
 
+@functools.cache
+def _unique_constraints() -> dict[str, tuple[str, str, str]]:
+    """Unique constraint name -> (its first field, the field's label, the model's label), over every model."""
+    found = {}
+    for model in apps.get_models():
+        for constraint in model._meta.constraints:
+            if isinstance(constraint, UniqueConstraint) and constraint.fields:
+                field = model._meta.get_field(constraint.fields[0])
+                found[constraint.name] = (field.name, str(field.verbose_name), str(model._meta.verbose_name))
+    return found
+
+
+def _named(message: str, prefix: str) -> dict[str, str]:
+    """A "Constraint “x” is violated." message said as the field it is about, when x is a unique constraint."""
+    for name, (field, label, model) in _unique_constraints().items():
+        if f"“{name}”" in message:
+            return {"field": f"{prefix}.{field}", "message": f"Another {model} already has this {label}."}
+    return {"field": "", "message": message}
+
+
 def validation_errors(exc: ValidationError, prefix: str = "body") -> list[dict[str, str]]:
-    """A Django ValidationError as field errors (`__all__` and non-field errors name no field)."""
+    """A Django ValidationError as field errors (non-field errors name no field, unless they are about one)."""
     if hasattr(exc, "error_dict"):
         out = []
         for name, errors in exc.message_dict.items():
-            field = "" if name in ("__all__", None) else f"{prefix}.{name}"
-            out += [{"field": field, "message": message} for message in errors]
+            if name in ("__all__", None):
+                out += [_named(message, prefix) for message in errors]
+            else:
+                out += [{"field": f"{prefix}.{name}", "message": message} for message in errors]
         return out
-    return [{"field": "", "message": message} for message in exc.messages]
+    return [_named(message, prefix) for message in exc.messages]
 
 
 def summary(errors: list[dict[str, str]]) -> str:
