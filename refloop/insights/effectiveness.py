@@ -239,7 +239,7 @@ def event_lifts(*, start: dt.date, end: dt.date, as_of: dt.date) -> tuple[list[E
         i = index.get(row["referring_practice_id"])
         if i is not None:
             referrals[i, (row["day"] - day0).days + 1] += row["n"]
-    referrals = np.cumsum(referrals, axis=1)  # column d + 1 holds the count up to and including day d
+    np.cumsum(referrals, axis=1, out=referrals)  # column d + 1 holds the count up to and including day d
 
     visits = np.zeros((n, days + 1), dtype=np.int32)
     in_person = Activity.objects.filter(
@@ -253,7 +253,7 @@ def event_lifts(*, start: dt.date, end: dt.date, as_of: dt.date) -> tuple[list[E
         i = index.get(practice_id)
         if i is not None:
             visits[i, (day - day0).days + 1] += 1
-    visits = np.cumsum(visits, axis=1)
+    np.cumsum(visits, axis=1, out=visits)
 
     def count(cum: np.ndarray, first: int, last: int) -> np.ndarray:
         return cum[:, last + 1] - cum[:, first]
