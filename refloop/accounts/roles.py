@@ -42,6 +42,7 @@ MATRIX: dict[str, frozenset[Role]] = {
     "insights.view": frozenset({A, M}),
     "insights.export": frozenset({A, M}),
     "insights.scorecards": frozenset({A, M, L}),
+    "insights.alerts": frozenset({A, M, L}),  # early-warning alerts on a source's page
     "interop.review": frozenset({A, M, C}),
     "apikeys.manage": frozenset({A}),
     "audit.view": frozenset({A}),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from refloop.insights import views, views_reports, views_scorecards
+from refloop.insights import views, views_alerts, views_reports, views_scorecards
 
 app_name = "insights"
 urlpatterns = [
@@ -13,4 +13,5 @@ urlpatterns = [
     path("reports/", views_reports.monthly_reports, name="monthly_reports"),
     path("reports/<int:year>/<int:month>/", views_reports.monthly_report_pdf, name="monthly_report_pdf"),
     path("reports/email/", views_reports.monthly_report_email, name="monthly_report_email"),
+    path("alerts/<int:alert_id>/follow-up/", views_alerts.alert_follow_up, name="alert_follow_up"),
 ]

@@ -12,6 +12,9 @@ class Command(BaseCommand):
         parser.add_argument("--batch", action="store_true", help="exit when the queue is empty")
 
     def handle(self, *args, interval: float, max_tasks: int | None, batch: bool, **options):
+        from refloop.insights.scan import alert_scan_schedule
+
+        alert_scan_schedule()  # the nightly early-warning scan; each run queues the next
         call_command(
             "db_worker",
             interval=interval,
