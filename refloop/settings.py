@@ -294,6 +294,7 @@ AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("REFLOOP_LOCKOUT_MINUTES", 15, 
 AXES_LOCKOUT_PARAMETERS = ["username"]
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_VERBOSE = False  # failures and lockouts go to the audit trail, not the log
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_IPWARE_META_PRECEDENCE_ORDER = [env_str("REFLOOP_CLIENT_IP_HEADER").strip() or "REMOTE_ADDR"]

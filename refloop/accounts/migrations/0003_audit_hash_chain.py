@@ -10,21 +10,25 @@ from django.db import migrations, models
 
 from refloop.accounts.chain import GENESIS, event_hash
 
-TRIGGER_SQL = """
-CREATE OR REPLACE FUNCTION accounts_auditevent_append_only() RETURNS trigger AS $$
-BEGIN
-    RAISE EXCEPTION 'accounts_auditevent is append-only: % refused', TG_OP;
-END;
-$$ LANGUAGE plpgsql;
-DROP TRIGGER IF EXISTS accounts_auditevent_append_only ON accounts_auditevent;
-CREATE TRIGGER accounts_auditevent_append_only
-    BEFORE UPDATE OR DELETE ON accounts_auditevent
-    FOR EACH ROW EXECUTE FUNCTION accounts_auditevent_append_only();
-"""
-DROP_TRIGGER_SQL = """
-DROP TRIGGER IF EXISTS accounts_auditevent_append_only ON accounts_auditevent;
-DROP FUNCTION IF EXISTS accounts_auditevent_append_only();
-"""
+TRIGGER_SQL = [
+    """
+    CREATE OR REPLACE FUNCTION accounts_auditevent_append_only() RETURNS trigger AS $$
+    BEGIN
+        RAISE EXCEPTION USING MESSAGE = 'accounts_auditevent is append-only: ' || TG_OP || ' refused';
+    END;
+    $$ LANGUAGE plpgsql
+    """,
+    "DROP TRIGGER IF EXISTS accounts_auditevent_append_only ON accounts_auditevent",
+    """
+    CREATE TRIGGER accounts_auditevent_append_only
+        BEFORE UPDATE OR DELETE ON accounts_auditevent
+        FOR EACH ROW EXECUTE FUNCTION accounts_auditevent_append_only()
+    """,
+]
+DROP_TRIGGER_SQL = [
+    "DROP TRIGGER IF EXISTS accounts_auditevent_append_only ON accounts_auditevent",
+    "DROP FUNCTION IF EXISTS accounts_auditevent_append_only()",
+]
 
 
 def chain_existing(apps, schema_editor):
@@ -50,12 +54,14 @@ def chain_existing(apps, schema_editor):
 
 def add_trigger(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(TRIGGER_SQL)
+        for sql in TRIGGER_SQL:
+            schema_editor.execute(sql, None)
 
 
 def drop_trigger(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_TRIGGER_SQL)
+        for sql in DROP_TRIGGER_SQL:
+            schema_editor.execute(sql, None)
 
 
 class Migration(migrations.Migration):
