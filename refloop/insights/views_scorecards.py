@@ -10,6 +10,7 @@ import datetime as dt
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -70,9 +71,17 @@ def _query(period: Period, **extra) -> str:
 
 
 def _export_or_none(request: HttpRequest, tables: dict[str, Table]) -> HttpResponse | None:
+    """The export ?export=csv|xlsx&table=NAME asks for, or None to render the page. Exporting is its own
+    action in the matrix (insights.export): for anyone without it the links are hidden and the export refused."""
+    allowed = request.user.can("insights.export")
+    if not allowed:
+        for table in tables.values():
+            table.export_url = ""
     fmt = request.GET.get("export")
     if not fmt:
         return None
+    if not allowed:
+        raise PermissionDenied("Your role may not export insights tables (insights.export).")
     if fmt not in FORMATS:
         return HttpResponseBadRequest(f"Unknown export format {fmt!r}: use csv or xlsx.")
     name = request.GET.get("table", "")

@@ -83,6 +83,8 @@ def test_a_liaison_sees_only_their_own_card(users, client_as):
     page = client.get(f"/insights/scorecards/liaisons/{me.pk}/")
     assert page.status_code == 200 and "Liaison Tester" in page.content.decode()
     assert client.get(f"/insights/scorecards/liaisons/{other.pk}/").status_code == 404
+    assert "export=csv" not in page.content.decode()  # exporting is insights.export: managers and admins
+    assert client.get(f"/insights/scorecards/liaisons/{me.pk}/?export=csv&table=overdue").status_code == 403
     assert client.get("/insights/scorecards/clinicians/1/").status_code == 403
     assert client.get("/insights/effectiveness/").status_code == 403
 
