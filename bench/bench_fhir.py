@@ -1,0 +1,227 @@
+"""FHIR referral intake under load: `POST /fhir/ServiceRequest` against `refloop serve` (gunicorn) on PostgreSQL.
+
+Target (issue 8): at least 100 referrals/s sustained on this 2-core machine, p99 under 200 ms. The database
+(refloop_bench_fhir) is dropped and created again, migrated, and given 200 referring providers and an API key
+in a child process; the server runs as its own process group on a free port; CLIENTS threads, each with its
+own keep-alive connection, post distinct ServiceRequests (contained Patient, requester by NPI, a placer
+identifier of its own) for WARMUP seconds, then for SECONDS seconds measured. Every answer must be 201.
+
+Run: `.venv/bin/python -m bench bench_fhir` (or `.venv/bin/python -m bench.bench_fhir --seconds 60 --clients 12`).
+The client runs on the same two cores as the server, so the figures include its cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bench.common import BENCH_DIR, PG_ADMIN_URL, ROOT, leg_env, load_average, table
+
+NAME = "fhir"
+DATABASE = f"refloop_bench_{NAME}"
+BIN = Path(sys.executable).parent
+PROVIDERS = 200
+TARGET_RATE = 100.0
+TARGET_P99_MS = 200.0
+FIRST = ["Ana", "Ben", "Carla", "Dev", "Eve", "Femi", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lea", "Mo", "Nia"]
+LAST = ["Shaw", "Baxter", "Okafor", "Nguyen", "Silva", "Kowalski", "Haddad", "Moreau", "Tanaka", "Rossi"]
+REASONS = ["Knee pain after a fall", "Rotator cuff tear on MRI", "Lumbar radiculopathy", "Suspected meniscal tear"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _recreate_database() -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DATABASE}"')
+
+
+def _setup() -> None:
+    """In the child process: the directory's providers and an API key; prints them as JSON."""
+    import django
+
+    django.setup()
+    from refloop.directory.services import provider_create
+    from refloop.interop.apikeys import apikey_create
+    from refloop.lib.npi import make_npi
+
+    npis = []
+    for n in range(PROVIDERS):
+        npi = make_npi(f"1{n + 30_000_000:08d}")
+        provider_create(first_name=random.choice(FIRST), last_name=f"Referrer{n}", npi=npi, credentials="MD")
+        npis.append(npi)
+    _, raw = apikey_create(name="bench-ehr", scopes=["referrals.edit"])
+    print(json.dumps({"key": raw, "npis": npis}))
+
+
+def _service_request(serial: int, npi: str, rng: random.Random) -> bytes:
+    body = {
+        "resourceType": "ServiceRequest",
+        "identifier": [{"system": "urn:oid:2.16.840.1.113883.19.5.1", "value": f"bench-{serial}"}],
+        "status": "active",
+        "intent": "order",
+        "priority": rng.choice(["routine", "routine", "urgent"]),
+        "code": {"text": "Orthopaedic consultation"},
+        "reasonCode": [{"text": rng.choice(REASONS)}],
+        "subject": {"reference": "#p"},
+        "requester": {"identifier": {"system": "http://hl7.org/fhir/sid/us-npi", "value": npi}},
+        "authoredOn": "2026-11-27T10:00:00-05:00",
+        "contained": [
+            {
+                "resourceType": "Patient",
+                "id": "p",
+                "name": [{"family": f"{rng.choice(LAST)}{serial}", "given": [rng.choice(FIRST)]}],
+                "birthDate": f"19{rng.randint(30, 99)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                "gender": rng.choice(["female", "male"]),
+            }
+        ],
+    }
+    return json.dumps(body).encode()
+
+
+class Load:
+    def __init__(self, port: int, key: str, npis: list[str]):
+        self.port, self.key, self.npis = port, key, npis
+        self.serial = 0
+        self.lock = threading.Lock()
+        self.measuring = False
+        self.stop = False
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+
+    def next_serial(self) -> int:
+        with self.lock:
+            self.serial += 1
+            return self.serial
+
+    def client(self, seed: int) -> None:
+        rng = random.Random(seed)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/fhir+json"}
+        while not self.stop:
+            body = _service_request(self.next_serial(), rng.choice(self.npis), rng)
+            start = time.perf_counter()
+            try:
+                conn.request("POST", "/fhir/ServiceRequest", body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as exc:
+                status = type(exc).__name__
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            elapsed = (time.perf_counter() - start) * 1000
+            if self.measuring:
+                with self.lock:
+                    if status == 201:
+                        self.latencies.append(elapsed)
+                    else:
+                        self.errors.append(str(status))
+        conn.close()
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def run(seconds: float, warmup: float, clients: int, workers: int, threads: int) -> None:
+    env = leg_env("postgres", NAME)
+    env.update(  # served as in production: DEBUG off (no query log in memory), cookies over plain HTTP
+        {"REFLOOP_DEBUG": "0", "REFLOOP_SECRET_KEY": "fhir-bench-secret-key-not-for-production-0123456789abcdef",
+         "REFLOOP_SECURE_COOKIES": "0"}
+    )  # fmt: skip
+    _recreate_database()
+    subprocess.run([BIN / "refloop", "migrate", "--verbosity", "0"], env=env, cwd=ROOT, check=True)
+    setup = subprocess.run([sys.executable, "-m", "bench.bench_fhir", "--setup"], env=env, cwd=ROOT,
+                           check=True, capture_output=True, text=True)  # fmt: skip
+    given = json.loads(setup.stdout.strip().splitlines()[-1])
+    port = _free_port()
+    log = open(BENCH_DIR / f"{NAME}-web.log", "w")  # noqa: SIM115 - open for the server's lifetime
+    server = subprocess.Popen(
+        [BIN / "refloop", "serve", "--port", str(port), "--workers", str(workers), "--threads", str(threads)],
+        env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_for(port, server)
+        load = Load(port, given["key"], given["npis"])
+        pool = [threading.Thread(target=load.client, args=(n,), daemon=True) for n in range(clients)]
+        for thread in pool:
+            thread.start()
+        time.sleep(warmup)
+        load.measuring = True
+        started = time.perf_counter()
+        time.sleep(seconds)
+        load.measuring = False
+        elapsed = time.perf_counter() - started
+        load.stop = True
+        for thread in pool:
+            thread.join(timeout=30)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+    ordered = sorted(load.latencies)
+    rate = len(ordered) / elapsed
+    p99 = _percentile(ordered, 0.99)
+    rows = [[
+        "POST /fhir/ServiceRequest", clients, f"{workers}x{threads}", len(ordered), len(load.errors), rate,
+        _percentile(ordered, 0.50), _percentile(ordered, 0.95), p99,
+        "yes" if rate >= TARGET_RATE and p99 < TARGET_P99_MS and not load.errors else "NO",
+    ]]  # fmt: skip
+    header = ["interaction", "clients", "gunicorn", "201s", "errors", "per s", "p50 ms", "p95 ms", "p99 ms",
+              f"meets >={TARGET_RATE:.0f}/s, p99<{TARGET_P99_MS:.0f}ms"]  # fmt: skip
+    print(table(rows, header))
+    if load.errors:
+        print("errors:", sorted(set(load.errors))[:10])
+    print(f"measured {elapsed:.1f} s after {warmup:.0f} s of warm-up; load average {load_average()}")
+
+
+def _wait_for(port: int, server: subprocess.Popen) -> None:
+    """Until the server answers; `refloop serve` runs collectstatic first, which takes a while on a busy machine."""
+    for _ in range(1200):
+        if server.poll() is not None:
+            break
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/fhir/metadata")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the server did not start; see {BENCH_DIR / f'{NAME}-web.log'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_fhir", description=__doc__)
+    parser.add_argument("--setup", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--warmup", type=float, default=5)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args(sys.argv[1:] if argv is None and __name__ == "__main__" else argv or [])
+    if args.setup:
+        _setup()
+        return
+    run(args.seconds, args.warmup, args.clients, args.workers, args.threads)
+
+
+if __name__ == "__main__":
+    main()
