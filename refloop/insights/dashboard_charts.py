@@ -9,21 +9,43 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import plotly.graph_objects as go
-
 from refloop.directory.models import OtherSourceKind
 from refloop.insights.models import APPOINTMENT_DAY_EDGES, CONTACT_HOUR_EDGES
 from refloop.insights.selectors import Dashboard, bucket_label
 from refloop.insights.tables import Table
-from refloop.lib.charts import figure
+from refloop.lib.charts import BASE_LAYOUT
 
 Drill = Callable[..., str]
 KIND_LABELS = {"provider": "Referring provider", **dict(OtherSourceKind.choices)}
 
 
+def figure(*traces: dict, title: str = "", **layout) -> dict:
+    """A plotly figure as plain data (lib.charts.figure's layout): building plotly's validated objects for eight
+    charts costs over 100 ms a page, this costs microseconds, and plotly.js draws the same JSON."""
+    full = dict(BASE_LAYOUT)
+    if title:
+        full["title"] = {"text": title, "x": 0, "font": {"size": 14}}
+    full.update(layout)
+    return {"data": list(traces), "layout": full}
+
+
+class go:  # noqa: N801 - the trace constructors of plotly.graph_objects, as plain dicts
+    @staticmethod
+    def Bar(**kwargs) -> dict:  # noqa: N802
+        return {"type": "bar", **kwargs}
+
+    @staticmethod
+    def Scatter(**kwargs) -> dict:  # noqa: N802
+        return {"type": "scatter", **kwargs}
+
+    @staticmethod
+    def Funnel(**kwargs) -> dict:  # noqa: N802
+        return {"type": "funnel", **kwargs}
+
+
 @dataclass(frozen=True)
 class Figure:
-    fig: go.Figure
+    fig: dict
     element_id: str
     label: str
     table: Table
@@ -95,7 +117,7 @@ def headline(board: Dashboard, *, drill: Drill) -> list[Headline]:
     ]
 
 
-def _bar(x, y, links, name: str = "", **kwargs) -> go.Bar:
+def _bar(x, y, links, name: str = "", **kwargs) -> dict:
     return go.Bar(x=x, y=y, customdata=[[link] for link in links], name=name, **kwargs)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 
 from refloop.insights.filters import Filters, add_months, months_between
@@ -35,10 +36,34 @@ LOST_LABELS = {
 }
 
 
-def _cube(filters: Filters, first: dt.date, last: dt.date, group: tuple[str, ...]) -> QuerySet:
+def _cube(filters: Filters, first: dt.date, last: dt.date, group: tuple[str, ...]) -> list[dict]:
+    """Sums of every measure over the smallest cuboid that answers, grouped by `group`: one SQL statement.
+
+    Raw SQL because building 48 aggregate expressions through the ORM costs more than running the query."""
     dims = filters.dimensions()
-    rows = ReferralRollup.objects.filter(cuboid=cuboid_for([*dims, *group]), month__gte=first, month__lte=last, **dims)
-    return rows.values(*group).annotate(**{f"sum_{m}": Sum(m) for m in MEASURES}).order_by(*group)
+    q = connection.ops.quote_name
+    where = [f"{q('cuboid')} = %s", f"{q('month')} >= %s", f"{q('month')} <= %s"]
+    params: list = [cuboid_for([*dims, *group]), first, last]
+    for name, value in dims.items():
+        where.append(f"{q(name)} = %s")
+        params.append(value)
+    columns = ", ".join(q(g) for g in group)
+    sums = ", ".join(f"SUM({q(m)})" for m in MEASURES)
+    sql = (
+        f"SELECT {columns}, {sums} FROM {q(ReferralRollup._meta.db_table)} "  # noqa: S608 - names from the model
+        f"WHERE {' AND '.join(where)} GROUP BY {columns} ORDER BY {columns}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    out = []
+    for row in rows:
+        keys = dict(zip(group, row[: len(group)], strict=True))
+        if "month" in keys and isinstance(keys["month"], str):
+            keys["month"] = dt.date.fromisoformat(keys["month"])
+        keys.update({f"sum_{m}": v for m, v in zip(MEASURES, row[len(group) :], strict=True)})
+        out.append(keys)
+    return out
 
 
 def _zero() -> dict[str, float]:
