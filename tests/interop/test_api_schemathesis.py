@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS
 
@@ -34,9 +36,15 @@ EXCLUDED = [check for check in CHECKS.get_all() if check.__name__ in SKIPPED]
 
 @pytest.fixture
 def bearer(db):
+    # Like Django's test client: a request must not close the connection holding the test's transaction
+    # (PostgreSQL would lose it; schemathesis calls the WSGI handler, which sends these signals).
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
     world()
     _, raw = apikey_create(name="schemathesis", scopes=list(MATRIX))
-    return {"Authorization": f"Bearer {raw}"}
+    yield {"Authorization": f"Bearer {raw}"}
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.mark.django_db
