@@ -130,8 +130,14 @@ def _bad_icd10(body, sr, patient, who):
     return 422, f"{sr}.reasonCode[0].coding[0].code"
 
 
+def _bad_email(body, sr, patient, who):
+    _at(body, patient)["telecom"] = [{"system": "email", "value": "amy at example"}]
+    return 422, f"{patient}.telecom"
+
+
 MUTATIONS = [_draft, _impossible_date, _no_birth_date, _partial_birth_date, _unknown_priority, _unknown_element,
-             _no_subject, _no_requester, _mistyped_npi, _no_family_name, _nothing_asked, _bad_icd10]  # fmt: skip
+             _no_subject, _no_requester, _mistyped_npi, _no_family_name, _nothing_asked, _bad_icd10,
+             _bad_email]  # fmt: skip
 
 
 def _assert_refused_cleanly(response, status: int, expression: str) -> None:
