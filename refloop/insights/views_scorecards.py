@@ -31,6 +31,7 @@ from refloop.insights.scorecards import (
     liaison_scorecards,
 )
 from refloop.insights.tables import FORMATS, Table, table_export
+from refloop.outreach.models import ActivityKind
 from refloop.practice.models import Clinician
 
 MAX_DAYS = 3 * 366
@@ -301,7 +302,9 @@ def _effectiveness_default(today: dt.date) -> Period:
     return Period(end - dt.timedelta(days=364), end)
 
 
-def estimate_table(title: str, name: str, estimates: list[eff.Estimate], *, export_url: str) -> Table:
+def estimate_table(
+    title: str, name: str, estimates: list[eff.Estimate], *, export_url: str, links: list[str | None] | None = None
+) -> Table:
     rows = []
     for e in estimates:
         rows.append(
@@ -334,8 +337,60 @@ def estimate_table(title: str, name: str, estimates: list[eff.Estimate], *, expo
             "Verdict",
         ],
         rows=rows,
+        links=[[link] + [None] * 9 for link in links] if links is not None else None,
         empty="No visits or lunches in this period.",
         export_url=export_url,
+    )
+
+
+def event_table(events: list[eff.EventLift], *, name: str, export_url: str) -> Table:
+    """Every event behind the estimate, with its own and its controls' counts: the drill-down."""
+    from django.contrib.auth import get_user_model
+
+    from refloop.directory.models import ReferringPractice
+
+    practices = dict(ReferringPractice.objects.filter(pk__in={e.practice_id for e in events}).values_list("pk", "name"))
+    people = get_user_model().objects.in_bulk({e.liaison_id for e in events if e.liaison_id})
+    kinds = dict(ActivityKind.choices)
+    ordered = sorted(events, key=lambda e: (e.date, e.practice_id), reverse=True)
+    return Table(
+        title="Events",
+        name=name,
+        columns=[
+            "Date",
+            "Practice",
+            "Kind",
+            "Liaison",
+            "Referrals before",
+            "After",
+            "Controls",
+            "Controls before, mean",
+            "Controls after, mean",
+            "Matched on",
+            "Lift",
+        ],
+        rows=[
+            [
+                e.date,
+                practices.get(e.practice_id, f"#{e.practice_id}"),
+                kinds.get(e.kind, e.kind),
+                (people[e.liaison_id].get_full_name() or people[e.liaison_id].get_username())
+                if e.liaison_id in people
+                else "",
+                e.before,
+                e.after,
+                e.controls,
+                round(e.control_before, 2),
+                round(e.control_after, 2),
+                eff.MATCH_LEVELS[e.match_level],
+                round(e.lift, 2),
+            ]
+            for e in ordered
+        ],
+        links=[[None, reverse("directory:practice", args=[e.practice_id])] + [None] * 9 for e in ordered],
+        empty="No visit or lunch qualified in this period.",
+        export_url=export_url,
+        page_rows=50,
     )
 
 
@@ -371,6 +426,15 @@ def effectiveness_page(request: HttpRequest) -> HttpResponse:
             f"effectiveness-liaison-{period.start}-{period.end}",
             result.by_liaison,
             export_url=f"{path}?{_query(period, table='liaisons')}",
+            links=[
+                reverse("insights:scorecard_liaison", args=[e.key]) + "?" + _query(period) if e.key else None
+                for e in result.by_liaison
+            ],
+        ),
+        "events": event_table(
+            result.events,
+            name=f"effectiveness-events-{period.start}-{period.end}",
+            export_url=f"{path}?{_query(period, table='events')}",
         ),
         "spend_physicians": spend_table(
             "Compliance ledger: items of value per physician against their referrals",

@@ -40,6 +40,14 @@ def test_enough_data_reads_the_lift_and_exports_it(users, client_as):
     assert rows[1][:5] == ["All visits and lunches", "12", "12", "84", "2.0"]
     assert rows[2][0] == "In-person visit"
     assert rows[2][-1].startswith("Too thin to conclude: 6 events")
+    assert f"/insights/scorecards/liaisons/{users['liaison'].pk}/?{QUERY}" in page.replace("&amp;", "&")
+    events = list(
+        csv.reader(
+            io.StringIO(client.get(f"/insights/effectiveness/?{QUERY}&export=csv&table=events").content.decode())
+        )
+    )
+    assert len(events) == 13
+    assert events[-1][0] == "2026-02-01" and events[-1][4:7] == ["2", "4", "10"] and events[-1][-1] == "1.0"
 
 
 def test_spend_against_referrals_flags_spend_with_nothing_back(users, client_as):
