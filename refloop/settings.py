@@ -277,6 +277,9 @@ HL7_RETRY_SECONDS = [int(wait) for wait in _hl7_waits]
 HL7_LEASE_SECONDS = env_int("REFLOOP_HL7_LEASE_SECONDS", 120, minimum=1)
 # Largest inbound message the MLLP listener takes, in bytes (a referral with embedded documents can be large).
 HL7_MAX_MESSAGE_BYTES = env_int("REFLOOP_HL7_MAX_MESSAGE_BYTES", 20_000_000, minimum=10_000)
+# Root OID of the identifiers refloop gives in C-CDA documents (the practice's registered OID, if it has one);
+# unset: an OID under 2.25 derived from the practice's NPI or name.
+INTEROP_OID_ROOT = env_str("REFLOOP_OID_ROOT", "").strip()
 # ---- end of HL7 v2 -------------------------------------------------------------------------------------------
 
 
