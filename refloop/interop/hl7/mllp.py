@@ -115,7 +115,9 @@ class MllpServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        # reuse_port: several listener processes share the port, and the kernel spreads connections over them
+        self.allow_reuse_port = reuse_port
         super().__init__((host, port), _Handler)
 
     @property

@@ -7,7 +7,10 @@ messages written while no destination was configured (REFLOOP_HL7_DESTINATION).
 
 from __future__ import annotations
 
+import argparse
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -23,24 +26,58 @@ class Command(BaseCommand):
         listen = sub.add_parser("listen", help="accept referrals over MLLP (TCP)")
         listen.add_argument("--port", type=int, required=True)
         listen.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+        listen.add_argument(
+            "--processes",
+            type=int,
+            default=1,
+            help="listener processes sharing the port (connections are spread over them; use with PostgreSQL)",
+        )
+        listen.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
         ingest = sub.add_parser("ingest", help="read HL7 messages from files and print each ACK")
         ingest.add_argument("files", nargs="+", metavar="FILE")
         sub.add_parser("send-queued", help="queue for sending every status message not yet sent")
 
     def handle(self, *args, action: str, **options):
         if action == "listen":
-            return self._listen(options["host"], options["port"])
+            if options["processes"] > 1:
+                return self._listen_many(options["host"], options["port"], options["processes"])
+            return self._listen(options["host"], options["port"], reuse_port=options["reuse_port"])
         if action == "ingest":
             return self._ingest(options["files"])
         return self._send_queued()
 
-    def _listen(self, host: str, port: int) -> None:
+    def _listen_many(self, host: str, port: int, processes: int) -> None:
+        """Start `processes` listeners on one port (SO_REUSEPORT), each with its own interpreter and database
+        connections, and stop them all on SIGTERM or Ctrl-C."""
+        if not 0 < port < 65536:
+            raise CommandError(f"--port must be between 1 and 65535; got {port}")
+        command = [sys.executable, "-m", "refloop.cli", "hl7", "listen", "--host", host, "--port", str(port)]
+        children = [subprocess.Popen([*command, "--reuse-port"]) for _ in range(processes)]  # noqa: S603 - no shell
+
+        def stop(signum, frame):
+            for child in children:
+                if child.poll() is None:
+                    child.terminate()
+
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            for child in children:
+                child.wait()
+        except KeyboardInterrupt:
+            stop(None, None)
+            for child in children:
+                child.wait()
+        failed = [c.returncode for c in children if c.returncode not in (0, -signal.SIGTERM)]
+        if failed:
+            raise CommandError(f"{len(failed)} listener process(es) ended with an error")
+
+    def _listen(self, host: str, port: int, *, reuse_port: bool = False) -> None:
         from refloop.interop.hl7.mllp import MllpServer
 
         if not 0 < port < 65536:
             raise CommandError(f"--port must be between 1 and 65535; got {port}")
         try:
-            server = MllpServer(host, port)
+            server = MllpServer(host, port, reuse_port=reuse_port)
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 

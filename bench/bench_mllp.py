@@ -1,0 +1,243 @@
+"""The MLLP listener under load: REF^I12 referrals over TCP, on SQLite and PostgreSQL.
+
+Target (issue 8): at least 200 REF^I12 messages/s sustained, with the ACK's p99 under 100 ms. Each leg migrates
+its own database (var/bench/mllp-<leg>, or PostgreSQL refloop_bench_mllp), fills a directory of referring
+providers, starts `refloop hl7 listen` as its own process, and sends from this process over real TCP:
+
+- sustained: several sender connections together offer 200 messages/s for DURATION seconds (open loop: each
+  message has its due time, and its latency counts from that time, so a slow ACK delays the next message's
+  latency as well and a backlog cannot hide);
+  A sender that falls GIVE_UP_BEHIND seconds behind stops: the rate was not sustained, and the table says so;
+- flat out: the same connections send as fast as the ACKs come back, to show the headroom.
+
+The listener runs as PROCESSES processes sharing the port (`refloop hl7 listen --processes N`).
+
+Each message is a new referral (new patient, new MSH-10); nine in ten referring NPIs are in the directory, the
+rest are new providers. Every ACK must be AA.
+
+Run: `.venv/bin/python -m bench bench_mllp`, or one leg: `.venv/bin/python -m bench.bench_mllp --legs sqlite`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+from bench.common import ROOT, leg_env, load_average, table
+
+LEGS = ("sqlite", "postgres")
+RATE = 200  # messages per second offered in the sustained run
+DURATION = 20  # seconds
+SENDERS = 4
+PROCESSES = 2  # `refloop hl7 listen --processes`: listener processes sharing the port
+GIVE_UP_BEHIND = 10  # seconds: a sender this far behind its schedule stops (the rate was not sustained)
+FLAT_OUT_MESSAGES = 2000
+PROVIDERS = 500
+TARGET_P99_MS = 100
+
+
+def main(legs: tuple[str, ...] = LEGS) -> None:
+    rows = []
+    for leg in legs:
+        env = leg_env(leg, "mllp")
+        migrate = subprocess.run(
+            [sys.executable, "-m", "refloop.cli", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT,
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if migrate.returncode != 0:
+            raise SystemExit(f"migrate ({leg}) failed:\n{migrate.stdout}\n{migrate.stderr}")
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.bench_mllp", "--leg", leg], env=env, cwd=ROOT, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"bench_mllp --leg {leg} failed:\n{result.stdout}\n{result.stderr}")
+        figures = json.loads(result.stdout.strip().splitlines()[-1])
+        print(f"{leg}: load {figures['load']}", flush=True)
+        for name, f in figures["runs"].items():
+            kept_up = f.get("offered", f["n"]) == f["n"]
+            ok = "ok" if kept_up and f["rate"] >= RATE and f["p99"] < TARGET_P99_MS and not f["refused"] else "MISSED"
+            if name == "flat out":
+                ok = "ok" if f["refused"] == 0 else "MISSED"
+            rows.append(
+                [
+                    leg,
+                    name,
+                    f"{f['n']}/{f.get('offered', f['n'])}",
+                    f["rate"],
+                    f["p50"],
+                    f["p95"],
+                    f["p99"],
+                    f["max"],
+                    f["refused"],
+                    ok,
+                ]
+            )
+    print(
+        table(
+            rows,
+            [
+                "database",
+                "run",
+                "answered/offered",
+                "msg/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms",
+                "not AA",
+                f">= {RATE}/s, p99 < {TARGET_P99_MS} ms",
+            ],
+        )
+    )
+
+
+def _message(n: int, run: str, npi: str, rng: random.Random) -> bytes:
+    now = time.strftime("%Y%m%d%H%M%S")
+    birth = f"19{rng.randint(30, 99)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+    segments = [
+        f"MSH|^~\\&|EHR|CLINIC-{n % 7}|REFLOOP|ORTHO|{now}||REF^I12^REF_I12|{run}-{n}|P|2.5.1|||AL|NE||UNICODE UTF-8",
+        f"RF1|P^Pending^HL70283|R^Routine^HL70280|Med^Medical^HL70281|||{run}-R{n}|{now}",
+        f"PRD|RP^Referring Provider|Referrer{npi[-4:]}^Dana^^^^MD|||(614) 555-0100^WPN^PH||{npi}^NPI",
+        f"PID|1||{run}-P{n}^^^CLINIC^MR||Patient{n}^Bench^^^^^L||{birth}|{rng.choice('FM')}"
+        "|||12 Main St^^Columbus^OH^43215",
+        "DG1|1||M25.561^Pain in right knee^I10",
+        "NTE|||Right knee pain after a fall, please evaluate|^REASON_FOR_CONSULTATION",
+    ]
+    return ("\r".join(segments) + "\r").encode()
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _figures(latencies: list[float], refused: int, seconds: float) -> dict:
+    ordered = sorted(latencies)
+    return {
+        "n": len(ordered),
+        "rate": len(ordered) / seconds,
+        "p50": _percentile(ordered, 0.5),
+        "p95": _percentile(ordered, 0.95),
+        "p99": _percentile(ordered, 0.99),
+        "max": ordered[-1],
+        "refused": refused,
+    }
+
+
+def _send_all(port: int, plan: list[list[tuple[float | None, bytes]]]) -> tuple[list[float], int, float]:
+    """Each sender sends its (due time, message) list in order; latency counts from the due time (None: send at
+    once when the previous ACK is in, latency from sending)."""
+    from refloop.interop.hl7.ack import ack_code_of
+    from refloop.interop.hl7.mllp import MllpClient
+
+    latencies: list[float] = []
+    refused = [0]
+    lock = threading.Lock()
+    start = time.perf_counter()
+
+    def sender(items: list[tuple[float | None, bytes]]) -> None:
+        mine, bad = [], 0
+        with MllpClient("127.0.0.1", port, timeout=60) as client:
+            for due, payload in items:
+                due_at = start + due if due is not None else time.perf_counter()
+                wait = due_at - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                if due is not None and time.perf_counter() - due_at > GIVE_UP_BEHIND:
+                    break
+                answer = client.send(payload).decode()
+                mine.append((time.perf_counter() - due_at) * 1000)
+                bad += ack_code_of(answer) != "AA"
+        with lock:
+            latencies.extend(mine)
+            refused[0] += bad
+
+    threads = [threading.Thread(target=sender, args=(items,)) for items in plan]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, refused[0], time.perf_counter() - start
+
+
+def _leg() -> None:
+    import django
+
+    django.setup()
+    from refloop.directory.models import ReferringProvider, Source
+    from refloop.interop.hl7.mllp import wait_for_port
+    from refloop.lib.npi import make_npi
+
+    rng = random.Random(8)
+    known = list(ReferringProvider.objects.exclude(npi="").values_list("npi", flat=True)[:PROVIDERS])
+    if len(known) < PROVIDERS:
+        fresh = [make_npi(f"1{rng.randrange(10**8):08d}") for _ in range(PROVIDERS - len(known))]
+        fresh = [n for n in dict.fromkeys(fresh) if n not in known]
+        ReferringProvider.objects.bulk_create(
+            [ReferringProvider(npi=n, first_name="Dana", last_name=f"Referrer{n[-4:]}", source=Source.IMPORT)
+             for n in fresh],
+            ignore_conflicts=True,
+        )  # fmt: skip
+        known = list(ReferringProvider.objects.exclude(npi="").values_list("npi", flat=True)[:PROVIDERS])
+
+    def npi() -> str:
+        return rng.choice(known) if rng.random() < 0.9 else make_npi(f"1{rng.randrange(10**8):08d}")
+
+    port = _free_port()
+    log = open(os.path.join(os.environ["REFLOOP_DATA_DIR"], "listener.log"), "w")  # noqa: SIM115
+    listener = subprocess.Popen(
+        [sys.executable, "-m", "refloop.cli", "hl7", "listen", "--port", str(port), "--processes", str(PROCESSES)],
+        env=os.environ.copy(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    runs = {}
+    try:
+        wait_for_port("127.0.0.1", port, 60)
+        run = uuid.uuid4().hex[:8]
+        # warm-up: imports, connections, the first queries' plans
+        warm = [[(0.0, _message(i * SENDERS + s, run + "w", npi(), rng)) for i in range(25)] for s in range(SENDERS)]
+        _send_all(port, warm)
+        total = RATE * DURATION
+        plan = [[] for _ in range(SENDERS)]
+        for n in range(total):
+            plan[n % SENDERS].append((n / RATE, _message(n, run + "s", npi(), rng)))
+        latencies, refused, seconds = _send_all(port, plan)
+        runs["sustained"] = _figures(latencies, refused, max(seconds, DURATION)) | {"offered": total}
+        flat = [[] for _ in range(SENDERS)]
+        for n in range(FLAT_OUT_MESSAGES):
+            flat[n % SENDERS].append((None, _message(n, run + "f", npi(), rng)))
+        latencies, refused, seconds = _send_all(port, flat)
+        runs["flat out"] = _figures(latencies, refused, seconds)
+    finally:
+        listener.send_signal(signal.SIGTERM)
+        try:
+            listener.wait(20)
+        except subprocess.TimeoutExpired:
+            listener.kill()
+        log.close()
+    print(json.dumps({"load": load_average(), "runs": runs}))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--leg", choices=LEGS)
+    parser.add_argument("--legs", nargs="*", choices=LEGS, default=list(LEGS))
+    args = parser.parse_args()
+    if args.leg:
+        _leg()
+    else:
+        main(tuple(args.legs))
