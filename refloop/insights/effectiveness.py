@@ -14,6 +14,11 @@ stratum needs
 MIN_CONTROLS controls; with fewer, specialty and then tier are dropped (the match level is kept per event);
 an event with no comparable practice at all is left out and counted.
 
+The same comparison one window earlier (the 90 days before against the 90 before those) is the pre-trend
+check: visited offices should not already have been changing differently from their controls. Liaisons often
+visit offices because they are slipping or growing; when the pre-trend's interval excludes zero, the page says
+so next to the lift, which then carries that bias.
+
 The interval is a 95% percentile bootstrap that resamples practices, not events: visits to the same office
 are not independent evidence. Below MIN_EVENTS events, MIN_SOURCES practices or MIN_REFERRALS referrals at
 the visited practices, no number is given: the page says the data is too thin to conclude.
@@ -58,10 +63,17 @@ class EventLift:
     control_after: float
     controls: int
     match_level: int  # index into MATCH_LEVELS
+    earlier: int = 0  # referrals in the 90 days before `before` (days -180 to -91)
+    control_earlier: float = 0.0
 
     @property
     def lift(self) -> float:
         return (self.after - self.before) - (self.control_after - self.control_before)
+
+    @property
+    def pretrend(self) -> float:
+        """The same difference in differences one window earlier: ~0 when the controls are comparable."""
+        return (self.before - self.earlier) - (self.control_before - self.control_earlier)
 
 
 @dataclass(frozen=True)
@@ -78,8 +90,16 @@ class Estimate:
     before_mean: float | None = None
     after_mean: float | None = None
     control_change: float | None = None
+    pretrend: float | None = None
+    pretrend_low: float | None = None
+    pretrend_high: float | None = None
     thin_reason: str = ""
     key: str = ""
+
+    @property
+    def pretrend_warning(self) -> bool:
+        """The visited offices were already changing differently from their controls before the visits."""
+        return self.pretrend_low is not None and (self.pretrend_low > 0 or self.pretrend_high < 0)
 
     @property
     def thin(self) -> bool:
@@ -167,7 +187,9 @@ def estimate(
     if reasons:
         return _replace(base, thin_reason="; ".join(reasons))
     lifts = np.array([e.lift for e in events], dtype=float)
-    low, high = _cluster_interval(events, rng or np.random.default_rng(7), samples)
+    rng = rng or np.random.default_rng(7)
+    low, high = _cluster_interval(events, "lift", rng, samples)
+    pre_low, pre_high = _cluster_interval(events, "pretrend", rng, samples)
     return _replace(
         base,
         lift=float(lifts.mean()),
@@ -176,6 +198,9 @@ def estimate(
         before_mean=float(np.mean([e.before for e in events])),
         after_mean=float(np.mean([e.after for e in events])),
         control_change=float(np.mean([e.control_after - e.control_before for e in events])),
+        pretrend=float(np.mean([e.pretrend for e in events])),
+        pretrend_low=pre_low,
+        pretrend_high=pre_high,
     )
 
 
@@ -185,12 +210,15 @@ def _replace(estimate_: Estimate, **changes) -> Estimate:
     return replace(estimate_, **changes)
 
 
-def _cluster_interval(events: list[EventLift], rng: np.random.Generator, samples: int) -> tuple[float, float]:
-    """95% percentile interval of the mean lift, resampling practices (all of a practice's events together)."""
+def _cluster_interval(
+    events: list[EventLift], measure: str, rng: np.random.Generator, samples: int
+) -> tuple[float, float]:
+    """95% percentile interval of the mean `measure` (lift or pretrend), resampling practices (all of a
+    practice's events together)."""
     sums: dict[int, float] = defaultdict(float)
     counts: Counter[int] = Counter()
     for event in events:
-        sums[event.practice_id] += event.lift
+        sums[event.practice_id] += getattr(event, measure)
         counts[event.practice_id] += 1
     keys = list(sums)
     cluster_sums = np.array([sums[k] for k in keys])
@@ -211,7 +239,7 @@ def event_lifts(*, start: dt.date, end: dt.date, as_of: dt.date) -> tuple[list[E
         raise ValueError("the period ends before it starts")
     skipped = {"too recent": 0, "visited in the 90 days before": 0, "no comparable practice": 0}
     w = WINDOW_DAYS
-    day0 = start - dt.timedelta(days=w + 1)  # index 0; every window of every event lies inside
+    day0 = start - dt.timedelta(days=2 * w + 1)  # index 0; every window of every event lies inside
     days = (end - day0).days + w + 1
 
     practices = list(ReferringPractice.objects.current().order_by("pk").values_list("pk", "tier_id", "is_active"))
@@ -280,6 +308,7 @@ def event_lifts(*, start: dt.date, end: dt.date, as_of: dt.date) -> tuple[list[E
         t = (day - day0).days
         before = count(referrals, t - w, t - 1)
         after = count(referrals, t + 1, t + w)
+        earlier = count(referrals, t - 2 * w, t - w - 1)
         earlier_visits = count(visits, t - w, t - 1)
         eligible = active & (count(visits, t - w, t + w) == 0)
         band = np.searchsorted(VOLUME_BANDS, before, side="right") - 1
@@ -288,7 +317,7 @@ def event_lifts(*, start: dt.date, end: dt.date, as_of: dt.date) -> tuple[list[E
             tiers * band_count + band,
             band,
         )
-        pools = [_pool(key, eligible, before, after) for key in keys]
+        pools = [_pool(key, eligible, before, after, earlier) for key in keys]
         for activity_id, practice_id, liaison_id, kind, date in rows_today:
             i = index[practice_id]
             if earlier_visits[i] > 0:
@@ -297,7 +326,7 @@ def event_lifts(*, start: dt.date, end: dt.date, as_of: dt.date) -> tuple[list[E
             for level, (key, pool) in enumerate(zip(keys, pools, strict=True)):
                 found = pool.get(int(key[i]))
                 if found and found[0] >= MIN_CONTROLS:
-                    controls, sum_before, sum_after = found
+                    controls, sum_before, sum_after, sum_earlier = found
                     events.append(
                         EventLift(
                             activity_id,
@@ -311,6 +340,8 @@ def event_lifts(*, start: dt.date, end: dt.date, as_of: dt.date) -> tuple[list[E
                             sum_after / controls,
                             controls,
                             level,
+                            int(earlier[i]),
+                            sum_earlier / controls,
                         )
                     )
                     break
@@ -319,16 +350,13 @@ def event_lifts(*, start: dt.date, end: dt.date, as_of: dt.date) -> tuple[list[E
     return events, skipped
 
 
-def _pool(key: np.ndarray, eligible: np.ndarray, before: np.ndarray, after: np.ndarray) -> dict:
-    """Per stratum key among the eligible controls: (how many, sum before, sum after)."""
+def _pool(key: np.ndarray, eligible: np.ndarray, *series: np.ndarray) -> dict:
+    """Per stratum key among the eligible controls: (how many, then the sum of each series)."""
     if not eligible.any():
         return {}
     values, inverse, counts = np.unique(key[eligible], return_inverse=True, return_counts=True)
-    sum_before = np.bincount(inverse, weights=before[eligible])
-    sum_after = np.bincount(inverse, weights=after[eligible])
-    return {
-        int(v): (int(c), float(b), float(a)) for v, c, b, a in zip(values, counts, sum_before, sum_after, strict=True)
-    }
+    sums = [np.bincount(inverse, weights=x[eligible]) for x in series]
+    return {int(v): (int(counts[j]), *(float(total[j]) for total in sums)) for j, v in enumerate(values)}
 
 
 def _codes(labels: list) -> np.ndarray:

@@ -314,11 +314,15 @@ def estimate_table(
                 e.sources,
                 e.referrals,
                 None if e.thin else round(e.lift, 2),
-                None if e.thin else f"{e.low:+.2f} to {e.high:+.2f}",
+                None if e.thin else round(e.low, 2),
+                None if e.thin else round(e.high, 2),
                 None if e.thin else round(e.before_mean, 2),
                 None if e.thin else round(e.after_mean, 2),
                 None if e.thin else round(e.control_change, 2),
-                e.verdict if not e.thin else f"Too thin to conclude: {e.thin_reason}",
+                None if e.thin else round(e.pretrend, 2),
+                None if e.thin else round(e.pretrend_low, 2),
+                None if e.thin else round(e.pretrend_high, 2),
+                _verdict(e),
             ]
         )
     return Table(
@@ -330,17 +334,29 @@ def estimate_table(
             "Practices",
             "Referrals (visited, before and after)",
             "Lift (referrals per practice per 90 days)",
-            "95% interval",
+            "95% interval, low",
+            "95% interval, high",
             "Before, mean",
             "After, mean",
             "Comparable practices' change",
+            "Pre-visit trend (near 0 when comparable)",
+            "Pre-visit trend, low",
+            "Pre-visit trend, high",
             "Verdict",
         ],
         rows=rows,
-        links=[[link] + [None] * 9 for link in links] if links is not None else None,
+        links=[[link] + [None] * 13 for link in links] if links is not None else None,
         empty="No visits or lunches in this period.",
         export_url=export_url,
     )
+
+
+def _verdict(e: eff.Estimate) -> str:
+    if e.thin:
+        return f"Too thin to conclude: {e.thin_reason}"
+    if e.pretrend_warning:
+        return f"{e.verdict}, but the visited offices were already changing before the visits"
+    return e.verdict
 
 
 def event_table(events: list[eff.EventLift], *, name: str, export_url: str) -> Table:

@@ -21,7 +21,7 @@ START, END, AS_OF = dt.date(2026, 2, 1), dt.date(2026, 3, 31), dt.date(2026, 7, 
 JAN_15, MAR_15 = dt.date(2026, 1, 15), dt.date(2026, 3, 15)
 
 
-def plant(users, *, treated: int = 12, controls: int = 10) -> list:
+def plant(users, *, treated: int = 12, controls: int = 10, controls_earlier: int = 0) -> list:
     liaison = users["liaison"]
     visited = []
     for i in range(treated):
@@ -33,7 +33,8 @@ def plant(users, *, treated: int = 12, controls: int = 10) -> list:
         referrals_on(source, days_from(day, [-20, -40] + [5 + 10 * j for j in range(2 + k)]))
         visited.append(source)
     for _ in range(controls):
-        referrals_on(office(), [JAN_15, JAN_15, MAR_15, MAR_15, MAR_15])
+        # 20 October 2025 lies 91 to 180 days before every event: the window before the "before".
+        referrals_on(office(), [dt.date(2025, 10, 20)] * controls_earlier + [JAN_15, JAN_15, MAR_15, MAR_15, MAR_15])
     return visited
 
 
@@ -48,6 +49,16 @@ def test_it_finds_the_planted_lift_with_an_interval_around_it(users):
     assert 0 < overall.low <= 2.0 <= overall.high < 4
     assert overall.verdict == "More referrals after"
     assert {e.controls for e in result.events} == {10} and {e.match_level for e in result.events} == {0}
+    assert overall.pretrend == 0 and not overall.pretrend_warning  # nobody was changing before the visits
+
+
+def test_offices_already_rising_before_their_visits_are_flagged(users):
+    # The controls had 4 referrals in the window before the "before" and 2 in it (falling); the visited
+    # offices had none and then 2 (rising): a pre-trend of (2 - 0) - (2 - 4) = 4 that the lift inherits.
+    plant(users, controls_earlier=4)
+    overall = effectiveness(start=START, end=END, as_of=AS_OF).overall
+    assert overall.pretrend == pytest.approx(4.0)
+    assert overall.pretrend_warning and overall.lift == pytest.approx(2.0)
 
 
 def test_a_visited_office_is_never_a_control_and_an_office_visited_just_before_is_not_an_event(users):

@@ -38,6 +38,9 @@ def test_enough_data_reads_the_lift_and_exports_it(users, client_as):
         )
     )
     assert rows[1][:5] == ["All visits and lunches", "12", "12", "84", "2.0"]
+    assert rows[1][9:] == ["1.0", "0.0", "0.0", "0.0", "More referrals after"]
+    assert 0 < float(rows[1][5]) <= 2 <= float(rows[1][6])
+    assert "Read with care" not in page
     assert rows[2][0] == "In-person visit"
     assert rows[2][-1].startswith("Too thin to conclude: 6 events")
     assert f"/insights/scorecards/liaisons/{users['liaison'].pk}/?{QUERY}" in page.replace("&amp;", "&")
@@ -68,3 +71,9 @@ def test_spend_against_referrals_flags_spend_with_nothing_back(users, client_as)
     assert rows[2][1:] == ["75.50", "0", "", "yes"]
     practices = client_as("manager").get(f"/insights/effectiveness/?{QUERY}&export=xlsx&table=spend_practices")
     assert practices["Content-Type"].startswith("application/vnd.openxmlformats")
+
+
+def test_a_pre_trend_is_told_next_to_the_lift(users, client_as):
+    plant(users, controls_earlier=4)
+    page = client_as("manager").get(f"/insights/effectiveness/?{QUERY}").content.decode()
+    assert "Read with care:" in page and "already changing differently" in page
