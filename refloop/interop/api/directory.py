@@ -13,7 +13,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Field as F
-from ninja import Path, Query, Router, Schema
+from ninja import Path, Query, Router, Schema, Status
 
 from refloop.accounts.roles import Role
 from refloop.directory import selectors, services
@@ -139,7 +139,7 @@ def provider_read(request, response: HttpResponse, provider_id: int = Path(..., 
 def provider_create(request, response: HttpResponse, data: ProviderIn):
     provider = services.provider_create(**_resolve(data.model_dump()))
     response["ETag"] = common.etag(provider)
-    return 201, provider_out(provider)
+    return Status(201, provider_out(provider))
 
 
 @router.patch(
@@ -164,7 +164,7 @@ def provider_update(
     except services.StaleEdit as exc:
         raise _stale(exc) from None
     response["ETag"] = common.etag(provider)
-    return 200, provider_out(provider)
+    return Status(200, provider_out(provider))
 
 
 # Practices
@@ -207,7 +207,7 @@ def practice_create(request, response: HttpResponse, data: PracticeIn):
     location = data.location.model_dump() if data.location is not None else None
     practice = services.practice_create(location=location, **fields)
     response["ETag"] = common.etag(practice)
-    return 201, practice_out(practice)
+    return Status(201, practice_out(practice))
 
 
 @router.patch(
@@ -232,7 +232,7 @@ def practice_update(
     except services.StaleEdit as exc:
         raise _stale(exc) from None
     response["ETag"] = common.etag(practice)
-    return 200, practice_out(practice)
+    return Status(200, practice_out(practice))
 
 
 # Staff contacts
@@ -286,7 +286,7 @@ def staff_contact_create(request, response: HttpResponse, data: StaffContactIn):
     practice = related(ReferringPractice, data.practice_id, "body.practice_id", ReferringPractice.objects.current())
     contact = services.staff_contact_save(contact=StaffContact(practice=practice, **fields))
     response["ETag"] = common.etag(contact)
-    return 201, staff_out(contact)
+    return Status(201, staff_out(contact))
 
 
 @router.patch(
@@ -310,4 +310,4 @@ def staff_contact_update(
             setattr(contact, name, value)
         contact = services.staff_contact_save(contact=contact)
     response["ETag"] = common.etag(contact)
-    return 200, staff_out(contact)
+    return Status(200, staff_out(contact))

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Field as F
-from ninja import Path, Query, Router, Schema
+from ninja import Path, Query, Router, Schema, Status
 
 from refloop.directory.models import PracticeLocation, ReferringPractice, ReferringProvider, StaffContact
 from refloop.interop.api import common
@@ -149,7 +149,7 @@ def activity_create(request, data: ActivityIn):
         by=who.by,
         override_reason=data.override_reason,
     )
-    return 201, activity_out(logged.activity, [check.message for check in logged.warnings])
+    return Status(201, activity_out(logged.activity, [check.message for check in logged.warnings]))
 
 
 # Concerns
@@ -229,7 +229,7 @@ def concern_create(request, response: HttpResponse, data: ConcernIn):
         raised_on=data.raised_on,
     )
     response["ETag"] = common.etag(concern)
-    return 201, concern_out(concern)
+    return Status(201, concern_out(concern))
 
 
 @router.patch(
@@ -257,4 +257,4 @@ def concern_update(
         common.if_match(request, concern)  # checked under the row lock: no save can slip in between
         concern = services.concern_update(concern=concern, changes=changes, by=caller(request).by)
     response["ETag"] = common.etag(concern)
-    return 200, concern_out(concern)
+    return Status(200, concern_out(concern))

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field as F
-from ninja import Header, Path, Query, Router, Schema
+from ninja import Header, Path, Query, Router, Schema, Status
 
 from refloop.directory.models import OtherSource, ReferringProvider
 from refloop.interop.api import common
@@ -288,7 +288,7 @@ def referral_create(
         referral_id, status = _receive_once(request, data, idempotency_key)
     out = _detail(request, response, referral_id)
     audit(request, "referral.create" if status == 201 else "referral.replay", Referral(pk=referral_id))
-    return status, out
+    return Status(status, out)
 
 
 def _receive_once(request: HttpRequest, data: ReferralIn, key: str) -> tuple[int, int]:
@@ -385,4 +385,4 @@ def referral_transition(
         raise error(409 if refused_by_loop else 422, str(exc), "path.name" if refused_by_loop else "body") from None
     out = _detail(request, response, referral.pk)
     audit(request, f"referral.{step.name}", Referral(pk=referral.pk), version=out["version"])
-    return 200, out
+    return Status(200, out)
