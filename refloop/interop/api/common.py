@@ -92,6 +92,16 @@ def summary(errors: list[dict[str, str]]) -> str:
     return "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
 
 
+def related(model, pk: int | None, field: str, queryset=None):
+    """The row `pk` names, or a 422 naming the field that named it."""
+    if pk is None:
+        return None
+    found = (queryset if queryset is not None else model.objects).filter(pk=pk).first()
+    if found is None:
+        raise error(422, f"There is no {model._meta.verbose_name} with id {pk}.", field)
+    return found
+
+
 # Paging
 
 

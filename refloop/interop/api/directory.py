@@ -20,8 +20,7 @@ from refloop.directory import selectors, services
 from refloop.directory.models import ReferringPractice, ReferringProvider, StaffContact, Territory, Tier
 from refloop.interop.api import common
 from refloop.interop.api.auth import needs
-from refloop.interop.api.common import answers, error
-from refloop.interop.api.referrals import related
+from refloop.interop.api.common import answers, error, related
 from refloop.interop.api.schemas import (
     MAX_ID,
     LocationOut,

@@ -17,8 +17,7 @@ from ninja import Path, Query, Router, Schema, Status
 from refloop.directory.models import PracticeLocation, ReferringPractice, ReferringProvider, StaffContact
 from refloop.interop.api import common
 from refloop.interop.api.auth import caller, needs
-from refloop.interop.api.common import answers, error
-from refloop.interop.api.referrals import related
+from refloop.interop.api.common import answers, error, related
 from refloop.interop.api.schemas import (
     MAX_ID,
     ActivityIn,

@@ -1,4 +1,4 @@
-"""Referrals and patients: intake (idempotent), reads, filtered lists, and every step of the loop.
+"""Referrals: intake (idempotent), reads, filtered lists, and every step of the loop.
 
 Every answer here carries patient data, so every call that reads or writes one is written to the audit trail
 with the user or the API key that made it.
@@ -21,7 +21,7 @@ from ninja import Header, Path, Query, Router, Schema, Status
 from refloop.directory.models import OtherSource, ReferringProvider
 from refloop.interop.api import common
 from refloop.interop.api.auth import caller, needs
-from refloop.interop.api.common import answers, audit, error
+from refloop.interop.api.common import answers, audit, error, related
 from refloop.interop.api.schemas import (
     MAX_ID,
     Day,
@@ -39,7 +39,6 @@ from refloop.referrals.services import PATIENT_FIELDS
 from refloop.referrals.workflow import TRANSITIONS, State, TransitionRefused, available, transition_problem
 
 router = Router(tags=["referrals"])
-patients = Router(tags=["patients"])
 
 RELATED = (
     "patient",
@@ -52,16 +51,6 @@ RELATED = (
     "coordinator",
 )
 Step = Enum("Step", {name: name for name in TRANSITIONS}, type=str)
-
-
-def related(model, pk: int | None, field: str, queryset=None):
-    """The row `pk` names, or a 422 naming the field that named it."""
-    if pk is None:
-        return None
-    found = (queryset if queryset is not None else model.objects).filter(pk=pk).first()
-    if found is None:
-        raise error(422, f"There is no {model._meta.verbose_name} with id {pk}.", field)
-    return found
 
 
 def _user(user) -> dict | None:
