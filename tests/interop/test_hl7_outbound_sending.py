@@ -34,7 +34,7 @@ def accepted(users) -> InterfaceMessage:
     return InterfaceMessage.objects.get(direction="out")
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the in-process worker closes connections between tasks
 def test_an_accepted_message_is_sent_once(users, destination):
     message = accepted(users)
 
@@ -48,7 +48,7 @@ def test_an_accepted_message_is_sent_once(users, destination):
     assert destination.received == [message.payload]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the in-process worker closes connections between tasks
 def test_a_refusal_fails_at_once_with_the_destinations_reason(users, destination):
     destination.answer = "AE"
     message = accepted(users)
@@ -60,7 +60,7 @@ def test_a_refusal_fails_at_once_with_the_destinations_reason(users, destination
     assert "bad birth date" in message.detail
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the in-process worker closes connections between tasks
 def test_no_answer_is_retried_with_the_same_control_id_and_taken_once(users, destination, settings):
     from refloop.interop.hl7.sending import outbound_attempt
 
@@ -81,7 +81,7 @@ def test_no_answer_is_retried_with_the_same_control_id_and_taken_once(users, des
     assert list(destination.taken) == [message.control_id]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the in-process worker closes connections between tasks
 def test_an_unreachable_destination_is_retried_then_given_up(users, settings):
     from tests.letters.conftest import free_port
 
@@ -96,7 +96,7 @@ def test_an_unreachable_destination_is_retried_then_given_up(users, settings):
     assert "Gave up after 3 attempts" in message.detail
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the in-process worker closes connections between tasks
 def test_messages_written_without_a_destination_are_sent_once_one_is_set(users, settings):
     settings.HL7_DESTINATION = ""
     message = accepted(users)
