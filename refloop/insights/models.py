@@ -119,9 +119,10 @@ class RollupMember(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["month"], name="rollupmember_month"),
-            models.Index(fields=["provider_id", "month"], name="rollupmember_provider"),
-            models.Index(fields=["practice_id", "month"], name="rollupmember_practice"),
+            # Drill-down lists read newest first (month, then referral) along these indexes.
+            models.Index(fields=["month", "referral"], name="rollupmember_month"),
+            models.Index(fields=["provider_id", "month", "referral"], name="rollupmember_provider"),
+            models.Index(fields=["practice_id", "month", "referral"], name="rollupmember_practice"),
             models.Index(fields=["other_source_id"], name="rollupmember_other"),
         ]
 

@@ -70,7 +70,7 @@ def drilldown(request: HttpRequest) -> HttpResponse:
     if members is not None:
         listed = members.select_related(
             "referral__referring_provider", "referral__other_source", "referral__location", "referral__clinician"
-        ).order_by("-referral_id")
+        ).order_by("-month", "-referral_id")
         paginator = Paginator(listed, PAGE_SIZE)
         page = paginator.get_page(request.GET.get("page"))
         rows = [(m, KIND_LABELS.get(m.source_kind, m.source_kind)) for m in page]
