@@ -7,7 +7,9 @@ own keep-alive connection, post distinct ServiceRequests (contained Patient, req
 identifier of its own) for WARMUP seconds, then for SECONDS seconds measured. Every answer must be 201.
 
 Run: `.venv/bin/python -m bench bench_fhir` (or `.venv/bin/python -m bench.bench_fhir --seconds 60 --clients 12`).
-The client runs on the same two cores as the server, so the figures include its cost.
+The client runs on the same two cores as the server, so the figures include its cost. On a machine shared with
+other work the rate says little, so the CPU each referral cost (gunicorn's processes, the PostgreSQL backends,
+this client, read from /proc over the measured window) is printed too, with the rate two idle cores would allow.
 """
 
 from __future__ import annotations
@@ -136,6 +138,45 @@ class Load:
         conn.close()
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pids(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    if int(handle.read().rsplit(")", 1)[1].split()[2]) == pgid:
+                        pids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return pids
+
+
+def _database_pids() -> list[int]:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [DATABASE]).fetchall()
+    return [row[0] for row in rows]
+
+
+def _snapshot(pgid: int) -> tuple[dict[int, float], dict[int, float]]:
+    return {p: _cpu(p) for p in _server_pids(pgid)}, {p: _cpu(p) for p in _database_pids()}
+
+
+def _used(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 def _percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
 
@@ -164,11 +205,13 @@ def run(seconds: float, warmup: float, clients: int, workers: int, threads: int)
         for thread in pool:
             thread.start()
         time.sleep(warmup)
+        cpu_before, client_before = _snapshot(server.pid), time.process_time()
         load.measuring = True
         started = time.perf_counter()
         time.sleep(seconds)
         load.measuring = False
         elapsed = time.perf_counter() - started
+        cpu_after, client_cpu = _snapshot(server.pid), time.process_time() - client_before
         load.stop = True
         for thread in pool:
             thread.join(timeout=30)
@@ -190,6 +233,13 @@ def run(seconds: float, warmup: float, clients: int, workers: int, threads: int)
     if load.errors:
         print("errors:", sorted(set(load.errors))[:10])
     print(f"measured {elapsed:.1f} s after {warmup:.0f} s of warm-up; load average {load_average()}")
+    # What one referral costs in CPU, whatever else the machine is doing: the rate two idle cores would allow.
+    count = max(len(ordered), 1)
+    web_ms = _used(cpu_before[0], cpu_after[0]) * 1000 / count
+    db_ms = _used(cpu_before[1], cpu_after[1]) * 1000 / count
+    client_ms = client_cpu * 1000 / count
+    print(f"CPU per referral: gunicorn {web_ms:.1f} ms, PostgreSQL {db_ms:.1f} ms, this client {client_ms:.1f} ms; "
+          f"two idle cores would allow about {2000 / (web_ms + db_ms + client_ms):.0f} referrals/s")
 
 
 def _wait_for(port: int, server: subprocess.Popen) -> None:
