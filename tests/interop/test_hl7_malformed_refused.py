@@ -104,3 +104,18 @@ def test_a_bad_message_with_a_control_id_can_be_corrected_and_sent_again(referen
     assert hl7_message_receive(raw=corrected.encode(), via="test").code == "AA"
 
     assert Referral.objects.count() == 1
+
+
+def test_acks_are_valid_hl7_acks(reference_dir):
+    """hl7apy's strict v2.5.1 validation, an independent check of the ACK and its ERR segment."""
+    from hl7apy.consts import VALIDATION_LEVEL
+    from hl7apy.parser import parse_message
+
+    good = reference_text(reference_dir, ONC_OMG)
+    bad = set_field(set_field(good, "MSH", 10, "17990"), "PID", 7, "19581317")
+
+    answers = [hl7_message_receive(raw=text.encode(), via="test") for text in (good, bad)]
+
+    assert [a.code for a in answers] == ["AA", "AE"]
+    for answer in answers:
+        parse_message(answer.ack, find_groups=True, validation_level=VALIDATION_LEVEL.STRICT).validate()
