@@ -118,4 +118,4 @@ class NewUserForm(SetPasswordMixin, UserForm):
 class SecuritySettingsForm(forms.ModelForm):
     class Meta:
         model = SecuritySettings
-        fields = ["idle_logoff_minutes"]
+        fields = ["idle_logoff_minutes", "liaisons_see_clinical_details"]

@@ -173,6 +173,12 @@ class SecuritySettings(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(480)],
         help_text="A signed-in page left untouched this long logs its user off (1 to 480 minutes).",
     )
+    liaisons_see_clinical_details = models.BooleanField(
+        "Liaisons see clinical details",
+        default=False,
+        help_text="Off: on a source's page a liaison sees referral counts, dates and states only. On: also the "
+        "patient, reason and diagnoses (minimum necessary: leave off unless liaisons need them).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
