@@ -137,6 +137,8 @@ def test_a_resent_bundle_from_another_key_finds_the_referral_by_its_placer_ident
     bundle["entry"][0]["resource"]["id"] = "renamed-by-the-sender"
     again = post(client, "/fhir/Bundle", bundle, api_key("referrals.edit", name="ehr"))
     assert first.json()["entry"][0]["response"]["location"] == again.json()["entry"][0]["response"]["location"]
+    assert (first.json()["entry"][0]["response"]["status"], again.json()["entry"][0]["response"]["status"]) == (
+        "201 Created", "200 OK")  # fmt: skip
     assert Referral.objects.count() == 1 and InterfaceMessage.objects.count() == 2
     assert AuditEvent.objects.filter(action="fhir.referral.resend", actor_label="ehr").count() == 1
 

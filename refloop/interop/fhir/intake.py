@@ -82,9 +82,11 @@ def fhir_intake(
 
     try:
         with transaction.atomic():
-            received = [(p, _receive(p, by, by_label)) for p in plans]
+            taken = [(p, *_receive(p, by, by_label)) for p in plans]
+            received = [(p, r) for p, r, _ in taken]
             referrals = [r for _, r in received]
-            status, body, location = _response(endpoint, bundle, received, base)
+            created = {p.where for p, _, new in taken if new}
+            status, body, location = _response(endpoint, bundle, received, created, base)
             warnings = [w for p in plans for w in p.warnings]
             _log(message_type=message_type, sender=sender, status=InterfaceMessage.Status.ACCEPTED, payload=text,
                  detail="; ".join(f"{w.expression}: {w.diagnostics}" for w in warnings), body=body,
@@ -172,7 +174,8 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()  # InterfaceMessage.control_id holds 64 characters
 
 
-def _receive(plan: Planned, by, by_label: str) -> Referral:
+def _receive(plan: Planned, by, by_label: str) -> tuple[Referral, bool]:
+    """The referral, and whether it was created now (False: it had arrived before, by any key or channel)."""
     try:
         received = referral_receive(**plan.kwargs, by=by, by_label=by_label)
     except ValidationError as exc:
@@ -186,7 +189,7 @@ def _receive(plan: Planned, by, by_label: str) -> Referral:
                 raise FhirError(422, [Issue(document.where, " ".join(exc.messages), "value")]) from None
     else:
         audit_record(actor=by, actor_label=by_label, action="fhir.referral.resend", target=received.referral)
-    return received.referral
+    return received.referral, received.created
 
 
 def _service_issues(exc: ValidationError, plan: Planned) -> list[Issue]:
@@ -202,18 +205,20 @@ def _service_issues(exc: ValidationError, plan: Planned) -> list[Issue]:
     return issues
 
 
-def _response(endpoint, bundle, received, base: str) -> tuple[int, dict, str]:
+def _response(endpoint, bundle, received, created: set[str], base: str) -> tuple[int, dict, str]:
+    status = 201 if created else 200
     if endpoint == "ServiceRequest":
         referral = received[0][1]
-        return 201, resources.service_request(referral), f"ServiceRequest/{referral.pk}"
+        return status, resources.service_request(referral), f"ServiceRequest/{referral.pk}"
     by_where = {plan.where: referral for plan, referral in received}
     if bundle["type"] == "message":
-        return 201, resources.message_response(bundle, [r for _, r in received], base), ""
+        return status, resources.message_response(bundle, [r for _, r in received], base), ""
     entries = []
     for i, entry in enumerate(bundle.get("entry") or []):
         referral = by_where.get(f"Bundle.entry[{i}].resource")
         if referral is not None:
-            response = {"status": "201 Created", "location": f"ServiceRequest/{referral.pk}",
+            done = "201 Created" if f"Bundle.entry[{i}].resource" in created else "200 OK"
+            response = {"status": done, "location": f"ServiceRequest/{referral.pk}",
                         "outcome": information(f"The referral's progress is Task/{referral.pk}.")}  # fmt: skip
         else:
             kind = entry["resource"].get("resourceType")
