@@ -7,7 +7,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test test-postgres test-e2e lint bench install clean fhir-validator
+.PHONY: demo test test-postgres test-e2e lint bench bench-earlywarning install clean fhir-validator
 
 install: $(STAMP)
 
@@ -48,6 +48,10 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# Early warning: detection quality on simulated histories (detector vs naive rule vs oracle) and scan time.
+bench-earlywarning: install
+	$(BIN)/python -m bench bench_earlywarning
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -67,8 +67,9 @@ Step = Callable[[DemoContext], None]
 
 def _steps() -> list[Step]:
     from refloop.demo import directory, frame, letters, outreach, referrals, rollups
+    from refloop.insights.scan import demo_build as early_warning
 
-    return [frame.build, directory.build, referrals.build, letters.build, outreach.build, rollups.build]
+    return [frame.build, directory.build, referrals.build, letters.build, outreach.build, rollups.build, early_warning]
 
 
 def is_loaded() -> bool:

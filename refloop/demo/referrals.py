@@ -343,6 +343,7 @@ def build(ctx: DemoContext) -> None:
     _update_last_referral_dates()
     ctx.objects.update(
         slipping_providers=planner.slipping,
+        rising_providers=planner.rising,
         new_providers=planner.new_sources,
         referrals_through_services=len(through_services),
     )
@@ -433,6 +434,12 @@ class _Planner:
         self.slips = {
             p.pk: (self.today - dt.timedelta(days=rng.randint(90, 180)), rng.uniform(0.0, 0.5)) for p in self.slipping
         }
+        # A few steady sources just below the top send three times as many lately: the early warning's rising ones
+        # (drawn from a stream of their own, so every other draw stays as it was).
+        grow = random.Random(self.scale.referrals)
+        steady = [p for p in ranked[len(top) : 3 * len(top)] if p.pk not in self.starts]
+        self.rising = sorted(grow.sample(steady, min(len(steady), max(2, len(top) // 10))), key=lambda p: p.pk)
+        self.slips.update({p.pk: (self.today - dt.timedelta(days=grow.randint(56, 120)), 3.0) for p in self.rising})
         self.profiles = [TAXONOMY_PROFILE.get(p.taxonomy_code, "general") for p in self.providers]
 
     def _source_weights(self, week_start: dt.date) -> list[float]:

@@ -46,7 +46,6 @@ class Params:
     dormant_thresholds: tuple[float, ...] = (8.81, 8.29, 7.63, 7.49)
     rising_thresholds: tuple[float, ...] = (3.92, 4.93, 5.9, 7.31)
     resolve_fraction: float = 0.5  # an open alert resolves once its statistic falls below this share of the threshold
-    prior_change: float = 0.01  # prior share of sources whose rate really changed, for "how sure"
     min_dispersion: float = 0.5  # bounds on the pooled NB size k
     max_dispersion: float = 1000.0
 
@@ -247,7 +246,8 @@ def _scan(counts: np.ndarray, index: np.ndarray, first: np.ndarray, params: Para
     after = cols >= np.minimum(since, n_weeks - 1)[:, None]
     ratio = (counts * after).sum(axis=1) / np.maximum((expected * after).sum(axis=1), 1e-9)
     ratio = np.where(kind == NONE, 1.0, ratio)
-    confidence = posterior(statistic, params.prior_change)
+    chosen_threshold = np.choose(np.clip(kind - 1, 0, 2), [threshold[SLIPPING], threshold[DORMANT], threshold[RISING]])
+    confidence = posterior(statistic, chosen_threshold)
     return ScanResult(
         usual=usual,
         judged=judged,
@@ -326,13 +326,10 @@ def volume_band(usual_per_week: np.ndarray, params: Params = DEFAULT) -> np.ndar
     return np.searchsorted(np.asarray(params.volume_edges), usual_per_week * WEEKS_PER_MONTH, side="right")
 
 
-def posterior(statistic: np.ndarray, prior_change: float) -> np.ndarray:
-    """How sure: the posterior probability of a real change, reading exp(CUSUM) as the Bayes factor.
-
-    The CUSUM is the likelihood ratio at its best change point, so this leans a little toward confidence;
-    with a prior of 1 source in 100 changing, an alert at the threshold reads as roughly 90-95%.
-    """
-    log_odds = np.log(prior_change / (1 - prior_change)) + np.minimum(statistic, 50.0)
+def posterior(statistic: np.ndarray, threshold: np.ndarray | float, at_threshold: float = 0.9) -> np.ndarray:
+    """How sure, 0 to 1: `at_threshold` where the evidence just reaches the alert threshold (a level a steady
+    source reaches less than once in 100 quarters), and the odds growing with the likelihood ratio beyond it."""
+    log_odds = np.log(at_threshold / (1 - at_threshold)) + np.clip(statistic - threshold, -50.0, 50.0)
     return 1.0 / (1.0 + np.exp(-log_odds))
 
 

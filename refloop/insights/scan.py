@@ -289,8 +289,10 @@ def alert_follow_up(*, alert: SourceAlert, by) -> SourceAlert:
     from refloop.outreach.services import task_create
 
     with transaction.atomic():
-        current = SourceAlert.objects.select_for_update().select_related("provider", "practice", "follow_up").get(
-            pk=alert.pk
+        current = (
+            SourceAlert.objects.select_for_update(of=("self",))
+            .select_related("provider", "practice", "follow_up")
+            .get(pk=alert.pk)
         )
         if current.resolved_at is not None:
             raise ValidationError("This alert is resolved: the source's referrals are back to usual.")
@@ -349,3 +351,10 @@ def alert_scan_nightly() -> str:
         f"{outcome.as_of}: {outcome.sources_judged} sources judged, opened {outcome.opened}, "
         f"refreshed {outcome.refreshed}, resolved {outcome.resolved} in {outcome.seconds:.1f} s"
     )
+
+
+def demo_build(ctx) -> None:
+    """The demo's last step: scan as of the demo's today, so its slipping, dormant and rising sources show alerts."""
+    now = ctx.objects.get("now") or timezone.now()
+    outcome = alert_scan(as_of=timezone.localdate(now), save=True)
+    ctx.count("early-warning alerts", outcome.opened)

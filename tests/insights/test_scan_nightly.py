@@ -31,6 +31,7 @@ def test_it_is_queued_once_however_often_the_worker_starts():
     assert queued.run_after > timezone.now()
 
 
+@pytest.mark.django_db(transaction=True)  # the worker closes its connection, as it does in production
 def test_the_worker_queues_it_at_start():
     from django.core.management import call_command
 
