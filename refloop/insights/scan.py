@@ -50,12 +50,14 @@ class Finding:
     evidence: dict
 
     def as_json(self) -> dict:
-        key = "npi" if self.level == "provider" else "practice_id"
-        ident = self.npi if self.level == "provider" and self.npi else self.source_id
+        source = (
+            {"npi": self.npi or None, "provider_id": self.source_id}
+            if self.level == "provider"
+            else {"practice_id": self.source_id}
+        )
         return {
-            key: ident,
+            **source,
             "level": self.level,
-            "source_id": self.source_id,
             "name": self.name,
             "kind": self.kind,
             "since": self.since.isoformat(),
