@@ -30,7 +30,7 @@ def filter_query(ctx, query):
 
 # Valid input may still be refused by the rules (an id that names no row, a step the state does not allow):
 # those answers are declared errors, not failures. Everything else schemathesis checks is kept.
-SKIPPED = {"positive_data_acceptance", "missing_required_header", "unsupported_method"}
+SKIPPED = {"positive_data_acceptance"}
 EXCLUDED = [check for check in CHECKS.get_all() if check.__name__ in SKIPPED]
 
 
