@@ -4,8 +4,8 @@ The rules:
 - The message row (InterfaceMessage, unique per sender and MSH-10), the referral and the ACK are written in one
   transaction. A message resent with the same MSH-10 gets the ACK recorded the first time and creates nothing;
   two copies arriving at once meet at the unique index and the second gets the first one's answer.
-- A message that cannot be used creates nothing (the referral, patient and provider are in a savepoint that is
-  rolled back) and is kept with the refusal, so the interface log shows what came in and why it was refused.
+- A message that cannot be used creates nothing (the referral, patient and provider are in the transaction that
+  is rolled back) and is kept with the refusal, so the interface log shows what came in and why it was refused.
 - A message without MSH-10 (the standard requires it; the HAPI REF^I12 example has none) is taken, but only the
   sender's own referral id (RF1-6, ORC-2) can then recognise a resend: it is the referral's idempotency key.
 
@@ -65,28 +65,61 @@ def hl7_message_receive(*, raw: bytes, via: str = "mllp") -> Answer:
     existing = _earlier(header)
     if existing is not None:
         return _repeat(existing)
+    fields = {
+        "direction": InterfaceMessage.Direction.INBOUND,
+        "protocol": InterfaceMessage.Protocol.HL7V2,
+        "message_type": header.message_type,
+        "control_id": header.control_id,
+        "sender": header.sender,
+        "payload": text,
+        "attempts": 1,
+    }
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # the referral and the message row, or neither
+            request = mapping.read_referral(message)
+            received = _receive(request)
+            referral = received.referral
+            note = "" if received.created else f"already received as referral {referral.pk}"
+            ack = ack_for(message, code="AA", text=note)
+            detail = f"referral #{referral.pk} " + ("created" if received.created else "already received (same id)")
             row = InterfaceMessage.objects.create(
-                direction=InterfaceMessage.Direction.INBOUND,
-                protocol=InterfaceMessage.Protocol.HL7V2,
-                message_type=header.message_type,
-                control_id=header.control_id,
-                sender=header.sender,
-                status=Status.RECEIVED,
-                payload=text,
-                detail=f"received by {via}",
-                attempts=1,
+                **fields, status=Status.ACCEPTED, referral=referral, response=ack, detail=f"{detail}; by {via}"
             )
-            answer = _act(message, header, row)
-            row.response = answer.ack
-            row.save(update_fields=["response", "status", "detail", "referral", "updated_at"])
+        return Answer(ack, "AA", row, referral=referral)
+    except Problem as problem:
+        return _refused(message, header, fields, problem, via)
+    except ValidationError as exc:
+        return _refused(message, header, fields, _problem_from_validation(exc), via)
     except IntegrityError:
+        existing = _earlier(header)  # the same message, taken at the same moment on another connection
+        if existing is not None:
+            return _repeat(existing)
+        log.exception("HL7 message from %s could not be processed", header.sender)
+        return _refused(message, header, fields, _internal(), via, status=Status.ERROR)
+    except Exception:
+        log.exception("HL7 message from %s could not be processed", header.sender)
+        return _refused(message, header, fields, _internal(), via, status=Status.ERROR)
+
+
+def _internal() -> Problem:
+    return Problem("refloop could not process the message; it is kept for review", code=INTERNAL_ERROR)
+
+
+def _refused(
+    message: Message, header: mapping.Header, fields: dict, problem: Problem, via: str, status: str = Status.REJECTED
+) -> Answer:
+    """Keep the refused message with its answer (nothing else was written: the transaction was rolled back)."""
+    ack = ack_for(message, code=problem.ack_code, problem=problem)
+    try:
+        row = InterfaceMessage.objects.create(
+            **fields, status=status, response=ack, detail=f"{problem} (received by {via})"[:4000]
+        )
+    except IntegrityError:  # a copy of this message was refused at the same moment: its answer stands
         existing = _earlier(header)
         if existing is None:
             raise
         return _repeat(existing)
-    return answer
+    return Answer(ack, problem.ack_code, row)
 
 
 def internal_error_ack(raw: bytes) -> str:
@@ -142,36 +175,6 @@ def _type_label(message: Message | None) -> str:
     if message is None:
         return ""
     return "^".join(p for p in (message.value(message.msh, 9, 1), message.value(message.msh, 9, 2)) if p)[:30]
-
-
-def _act(message: Message, header: mapping.Header, row: InterfaceMessage) -> Answer:
-    """Read the referral and create it, in a savepoint: on any refusal nothing but the message row remains."""
-    try:
-        with transaction.atomic():
-            request = mapping.read_referral(message)
-            received = _receive(request)
-    except Problem as problem:
-        return _refused(message, row, problem)
-    except ValidationError as exc:
-        return _refused(message, row, _problem_from_validation(exc))
-    except Exception:
-        log.exception("HL7 message %s from %s could not be processed", row.pk, header.sender)
-        problem = Problem("refloop could not process the message; it is kept for review", code=INTERNAL_ERROR)
-        return _refused(message, row, problem, status=Status.ERROR)
-    referral = received.referral
-    row.referral = referral
-    row.status = Status.ACCEPTED
-    row.detail = f"referral #{referral.pk} " + ("created" if received.created else "already received (same id)")
-    note = "" if received.created else f"already received as referral {referral.pk}"
-    ack = ack_for(message, code="AA", text=note)
-    return Answer(ack, "AA", row, referral=referral)
-
-
-def _refused(message: Message, row: InterfaceMessage, problem: Problem, status: str = Status.REJECTED) -> Answer:
-    row.status = status
-    row.detail = str(problem)[:4000]
-    ack = ack_for(message, code=problem.ack_code, problem=problem)
-    return Answer(ack, problem.ack_code, row)
 
 
 # Which HL7 element each field of the referral services came from, to name it when a service refuses it.
