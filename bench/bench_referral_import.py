@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import BENCH_DIR, PG_ADMIN_URL, ROOT, leg_env, run_leg, table
+from bench.common import BENCH_DIR, PG_ADMIN_URL, ROOT, leg_env, load_average, run_leg, table
 
 NAME = "referral_import"
 LEGS = ("sqlite", "postgres")
@@ -203,7 +203,11 @@ def main(rows: int = ROWS, legs: tuple[str, ...] = LEGS) -> None:
         for label in ("import", "re-import (creates nothing)"):
             run = _timed_import(leg, path)
             summary = [line for line in run["output"].splitlines() if line.strip().startswith(("created", "already"))]
-            print(f"{leg} {label}: {run['seconds']:.1f} s; {'; '.join(s.strip() for s in summary)}", flush=True)
+            print(
+                f"{leg} {label}: {run['seconds']:.1f} s; {'; '.join(s.strip() for s in summary)}; "
+                f"load {load_average()}",
+                flush=True,
+            )
             speed = rows / run["seconds"]
             ok = speed >= TARGET_ROWS_PER_SECOND and run["rss_mb"] < TARGET_RSS_MB
             results.append([leg, label, rows, run["seconds"], f"{speed:,.0f}", run["cpu"], f"{rows / run['cpu']:,.0f}",

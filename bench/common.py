@@ -85,3 +85,51 @@ def load_average() -> str:
             return " ".join(handle.read().split()[:3])
     except OSError:
         return "?"
+
+
+def logged_in_client(username: str):
+    """A Django test client logged in as `username` of the database in use, its second factor given (as after a
+    real login): roles that must use two-factor get a benchmark authenticator device the first time."""
+    from django.test import Client
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from refloop.accounts.models import User
+
+    user = User.objects.get(username=username)
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(user)
+    device, _ = TOTPDevice.objects.get_or_create(user=user, name="Benchmark", defaults={"confirmed": True})
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
+def _server_seconds(pid: int | None) -> float:
+    """CPU seconds the PostgreSQL backend `pid` has used (clock ticks of /proc, 10 ms each); 0 without one."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(fn: Callable[[], object], repeat: int) -> dict[str, float]:
+    """`summary` of the wall times of `repeat` calls, with the mean CPU time a call cost: this process's, plus
+    the PostgreSQL backend's when the database is a local PostgreSQL. On a machine that others share, wall
+    times grow with the load while the CPU time stays what the page costs."""
+    from django.db import connection
+
+    pid = None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+    cpu, server = time.process_time(), _server_seconds(pid)
+    figures = summary(timed(fn, repeat))
+    figures["cpu"] = ((time.process_time() - cpu) + (_server_seconds(pid) - server)) * 1000 / repeat
+    return figures

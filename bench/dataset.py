@@ -63,6 +63,12 @@ def ensure_dataset(leg: str) -> dict[str, str]:
             info = _marker(leg, env)
             if info is None:
                 raise SystemExit(f"the dataset on {leg} was built but has no completion marker")
+        else:  # built before: apply the migrations written since (new indexes...), as an upgrade would
+            result = subprocess.run(
+                [sys.executable, "-m", "bench.dataset", "--leg", leg, "--migrate"], env=env, cwd=ROOT
+            )
+            if result.returncode != 0:
+                raise SystemExit(f"migrating the dataset on {leg} failed")
     env["REFLOOP_BENCH_SHOWCASE_PROVIDER"] = str(info["showcase_provider"])
     env["REFLOOP_BENCH_DATASET"] = json.dumps(info)
     return env
@@ -129,8 +135,7 @@ def _build() -> None:
     with transaction.atomic():
         showcase = _showcase(context)
     steps["showcase"] = round(time.perf_counter() - at, 1)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")  # planner statistics, as a production database that has run a while has
+    _tidy(connection)
     info = {
         "version": VERSION,
         "seed": SEED,
@@ -144,6 +149,31 @@ def _build() -> None:
         cursor.execute(f"CREATE TABLE IF NOT EXISTS {MARKER} (version integer, info text)")
         cursor.execute(f"INSERT INTO {MARKER} (version, info) VALUES (%s, %s)", [VERSION, json.dumps(info)])  # noqa: S608
     print(json.dumps(info))
+
+
+def _migrate() -> None:
+    """In the child process: apply the migrations the dataset does not have yet, then refresh the statistics."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    if not executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        return
+    print("migrating the cached dataset to the current schema...", file=sys.stderr, flush=True)
+    call_command("migrate", verbosity=0)
+    _tidy(connection)
+
+
+def _tidy(connection) -> None:
+    """Planner statistics, as a database that has run a while has them; on SQLite the WAL folded back in."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _showcase(context) -> dict:
@@ -238,10 +268,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--leg", choices=LEGS)
     parser.add_argument("--build", action="store_true")
+    parser.add_argument("--migrate", action="store_true")
     parser.add_argument("--legs", nargs="+", choices=LEGS, default=list(LEGS))
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
     if args.leg and args.build:
         _build()
+    elif args.leg and args.migrate:
+        _migrate()
     else:
         main(tuple(args.legs), args.rebuild)

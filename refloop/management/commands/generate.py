@@ -6,7 +6,11 @@ from refloop import demo
 
 
 class Command(BaseCommand):
-    help = "Generate a practice's data at a given scale into the configured database (for benchmarks)."
+    help = (
+        "Generate a practice's data at a given scale into the configured database (for benchmarks). The large "
+        "scale (DESIGN.md: 25,000 providers, 1,000,000 referrals, 300,000 activities) is written in bulk and takes "
+        "minutes; the benchmarks keep a built copy per database (bench/dataset.py)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--scale", choices=sorted(demo.SCALES), default="small")
