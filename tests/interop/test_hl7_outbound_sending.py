@@ -11,6 +11,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from refloop.accounts.models import AuditEvent
 from refloop.interop.models import InterfaceMessage
 from refloop.referrals.services import referral_transition
 from tests.interop.hl7_messages import Destination
@@ -46,6 +47,9 @@ def test_an_accepted_message_is_sent_once(users, destination):
     assert message.sent_at is not None
     assert "MSA|AA|" + message.control_id in message.response
     assert destination.received == [message.payload]
+    sent = AuditEvent.objects.get(action="interop.hl7.sent")
+    assert sent.patient_id == str(message.referral.patient_id)
+    assert sent.detail["destination"] == destination.address
 
 
 @pytest.mark.django_db(transaction=True)  # the in-process worker closes connections between tasks

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from refloop.accounts.audit import audit_record
 from refloop.interop.hl7.ack import ack_code_of
 from refloop.interop.hl7.mllp import MllpClient, split_destination
 from refloop.interop.models import InterfaceMessage
@@ -109,6 +110,13 @@ def outbound_record(*, message_id: int, number: int, code: str, text: str) -> st
             message.response = text[:10000]
             message.detail = f"Accepted by {message.destination} (attempt {number})."
             message.save()
+            audit_record(  # patient data left refloop: the disclosure is in the audit trail
+                actor=None,
+                actor_label="refloop worker",
+                action="interop.hl7.sent",
+                target=message.referral,
+                detail={"message": message.pk, "type": message.message_type, "destination": message.destination},
+            )
             return "sent"
         if code in ("AE", "CE"):
             message.response = text[:10000]
