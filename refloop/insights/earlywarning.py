@@ -120,12 +120,17 @@ def dispersion(counts: np.ndarray, expected: np.ndarray, mask: np.ndarray, param
     leans on the pool). The spread of the true 1/k between sources is estimated by moments too (empirical Bayes).
     """
     c, e = counts * mask, expected * mask
-    scale = (e**2).sum(axis=1)
+    e2 = e * e
+    scale = e2.sum(axis=1)
     ok = scale > 0
-    raw = np.where(ok, ((c - e) ** 2 - c).sum(axis=1) / np.where(ok, scale, 1.0), 0.0)
-    pooled_phi = float(((c - e) ** 2 - c).sum()) / max(float(scale.sum()), 1e-12)
+    residual = c - e
+    excess = (residual * residual - c).sum(axis=1)
+    safe = np.where(ok, scale, 1.0)
+    raw = np.where(ok, excess / safe, 0.0)
+    pooled_phi = float(excess.sum()) / max(float(scale.sum()), 1e-12)
     pooled_phi = float(np.clip(pooled_phi, 1.0 / params.max_dispersion, 1.0 / params.min_dispersion))
-    noise = np.where(ok, 2.0 * ((e**2) * (1 + e * pooled_phi) ** 2).sum(axis=1) / np.where(ok, scale, 1.0) ** 2, np.inf)
+    spread_e = 1 + e * pooled_phi
+    noise = np.where(ok, 2.0 * (e2 * spread_e * spread_e).sum(axis=1) / (safe * safe), np.inf)
     finite = ok & np.isfinite(noise)
     spread = max(float(raw[finite].var()) - float(noise[finite].mean()), 0.0) if finite.sum() > 1 else 0.0
     weight = np.where(finite, spread / (spread + noise), 0.0)
@@ -217,9 +222,7 @@ def _scan(counts: np.ndarray, index: np.ndarray, first: np.ndarray, params: Para
     expected = usual[:, None] * index[None, :]
     base = slice(max(mon - params.baseline_weeks, 0), mon)
     active = (np.arange(n_weeks)[None, :] >= first[:, None]) & judged[:, None]
-    base_mask = np.zeros_like(active)
-    base_mask[:, base] = active[:, base]
-    k = dispersion(counts, expected, base_mask, params)[:, None]
+    k = dispersion(counts[:, base], expected[:, base], active[:, base], params)[:, None]
     stats, starts, _ = sequential_statistics(counts[:, mon:], expected[:, mon:], k, params, kinds=(DORMANT,))
     for kind, rhos in ((SLIPPING, params.slipping_rhos), (RISING, params.rising_rhos)):
         stats[kind], starts[kind] = segment_glr(counts[:, mon:], index[mon:], post_a, post_b, k[:, 0], rhos)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from refloop.insights.models import SourceAlert
-from refloop.insights.scan import alert_follow_up, alert_scan, level_counts
+from refloop.insights.scan import alert_follow_up, alert_scan, last_referral_days, level_counts
+from refloop.referrals.models import Referral
 from tests.insights.alert_history import AS_OF, WEEKS, network, plant
 
 pytestmark = pytest.mark.django_db
@@ -94,15 +95,17 @@ def test_a_scan_as_of_a_past_day_ignores_referrals_received_after_it():
     counts = level_counts(level="provider", as_of=before_the_drop, n_weeks=WEEKS)
     row = int(np.flatnonzero(counts.ids == made["dormant"].pk)[0])
     assert counts.counts[row, -1] > 0  # the dormant provider was still sending then
-    assert counts.last_day[row].item() <= before_the_drop
+    assert counts.counts[row].sum() == Referral.objects.filter(
+        referring_provider=made["dormant"], received_at__date__lte=before_the_drop
+    ).count()
+    last = last_referral_days(level="provider", ids=[made["dormant"].pk], as_of=before_the_drop)
+    assert last[made["dormant"].pk] == before_the_drop - dt.timedelta(days=3)  # mid-week, not the later ones
 
 
 def test_weeks_end_on_the_day_evaluated():
     made = network(steady=0)
     counts = level_counts(level="provider", as_of=AS_OF, n_weeks=WEEKS)
     row = int(np.flatnonzero(counts.ids == made["rising"].pk)[0])
-    from refloop.referrals.models import Referral
-
     assert counts.counts[row].sum() == Referral.objects.filter(referring_provider=made["rising"]).count()
     shifted = level_counts(level="provider", as_of=AS_OF + dt.timedelta(days=4), n_weeks=WEEKS)
     row = int(np.flatnonzero(shifted.ids == made["rising"].pk)[0])
