@@ -27,3 +27,8 @@ def test_the_document_describes_every_operation_with_its_security_and_errors():
     step = document["paths"]["/api/referrals/{referral_id}/transitions/{name}"]["post"]
     assert {"412", "428"} <= set(step["responses"])
     assert "If-Match" in {p["name"] for p in step["parameters"]}
+    assert step["x-refloop-action"] == "referrals.edit"
+    assert "`referrals.edit`" in step["description"]
+    for methods in document["paths"].values():
+        for spec in methods.values():
+            assert spec["x-refloop-action"], spec["operationId"]

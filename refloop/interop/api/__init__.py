@@ -15,10 +15,31 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as InputError
 
 from refloop.interop.api import directory, outreach, patients, referrals
+from refloop.interop.api.auth import action_of
 from refloop.interop.api.common import summary, validation_errors
 from refloop.referrals.workflow import TransitionRefused
 
-api = NinjaAPI(
+
+class RefloopAPI(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        """The document, with the matrix action each operation needs written into its description."""
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        needed = {}
+        for _prefix, router in self._routers:
+            for view in router.path_operations.values():
+                for operation in view.operations:
+                    needed[self.get_openapi_operation_id(operation)] = action_of(operation)
+        for methods in schema["paths"].values():
+            for spec in methods.values():
+                action = needed.get(spec.get("operationId"))
+                if action:
+                    spec["x-refloop-action"] = action
+                    note = f"Needs the action `{action}`: an API key with that scope, or a role the matrix allows."
+                    spec["description"] = f"{spec.get('description', '')}\n\n{note}".strip()
+        return schema
+
+
+api = RefloopAPI(
     title="refloop API",
     version="1",
     description=(
