@@ -12,7 +12,7 @@ from refloop.interop.hl7.inbound import hl7_message_receive
 from refloop.interop.models import InterfaceMessage
 from refloop.referrals.models import Channel, Referral
 from tests.directory.factories import next_npi, provider
-from tests.interop.hl7_messages import HAPI_REF, ONC_OMG, ack_fields, reference_text, set_field
+from tests.interop.hl7_messages import HAPI_REF, ONC_OMG, REFERRAL_MESSAGES, ack_fields, reference_text, set_field
 
 pytestmark = pytest.mark.django_db
 NEW_YORK = ZoneInfo("America/New_York")
@@ -66,7 +66,7 @@ def test_the_360x_omg_o19_creates_its_referral(reference_dir):
     assert "T7190334" in referral.notes
     assert referral.reason == "Rule out headache"  # OBR-31
     assert referral.urgency == "routine"
-    assert referral.external_id == "889342^1.3.6.1.4.1.21367.2016.10.1.21.15"  # ORC-2, the placer order number
+    assert referral.external_id == "889342^^1.3.6.1.4.1.21367.2016.10.1.21.15^ISO"  # ORC-2, the placer order number
     assert referral.received_at == dt.datetime(2016, 9, 30, 15, 38, 34, tzinfo=dt.UTC)
     assert "Wanted by: 2016-10-18 19:59" in referral.notes  # TQ1-8, 23:59:59 UTC shown in New York time
     referring = referral.referring_provider
@@ -123,3 +123,13 @@ def test_priority_dates_and_diagnoses_are_read(reference_dir):
     assert referral.urgency == "stat"
     assert referral.diagnosis_codes == ["M25.561"]
     assert "Referral expires: 2010-09-01" in referral.notes
+
+
+def test_every_hl7_file_in_the_reference_set_is_a_referral_taken_with_aa(reference_dir):
+    files = sorted(f"hl7v2/{p.name}" for p in (reference_dir / "hl7v2").iterdir() if p.is_file())
+    assert files == sorted(REFERRAL_MESSAGES), "a new reference message: add it to the tests above"
+
+    answers = [receive(reference_text(reference_dir, name)) for name in files]
+
+    assert [a.code for a in answers] == ["AA"] * len(files)
+    assert Referral.objects.count() == len(files)
