@@ -92,6 +92,8 @@ def test_the_note_is_shaped_like_the_hl7_close_referral_example(users, doctor, r
     example = xml((reference_dir / CLOSE_REFERRAL).read_bytes())
     ours = xml(consult_note(signed(users, doctor=doctor)))
 
+    example_order = tags(example)
+    assert example_order == [t for t in CDA_HEADER_ORDER if t in example_order]  # the order list itself is right
     ours_order = tags(ours)
     assert ours_order == [t for t in CDA_HEADER_ORDER if t in ours_order]  # the schema's sequence
     assert set(tags(example)) - {"dataEnterer", "informant", "authenticator"} <= set(ours_order) | {
