@@ -5,15 +5,24 @@ from __future__ import annotations
 import logging
 
 from django.db import DataError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 log = logging.getLogger(__name__)
 
 
 def _bad_request(request: HttpRequest, message: str) -> HttpResponse:
+    """The 400 in the caller's own language: JSON for the API, an OperationOutcome for FHIR, a page otherwise."""
     # Only the method and path are logged: never a value from the request, which may be patient data.
     log.info("refused malformed input: %s %s", request.method, request.path)
+    if request.path.startswith("/api/"):
+        return JsonResponse({"message": message, "errors": []}, status=400)
+    if request.path.startswith("/fhir/"):
+        outcome = {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "invalid", "diagnostics": message}],
+        }
+        return JsonResponse(outcome, status=400, content_type="application/fhir+json")
     return render(request, "400.html", {"message": message}, status=400)
 
 

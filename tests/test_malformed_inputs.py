@@ -142,3 +142,14 @@ def test_no_form_fails_or_half_writes_on_hostile_values(demo_practice):
                     assert not changed, f"{name}: refused POST {target} {value!r} still wrote {changed}"
                 posted += 1
     assert posted > 20
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [("/api/referrals", "application/json"), ("/fhir/Task", "application/fhir+json"), ("/referrals/", "text/html")],
+)
+def test_a_nul_character_is_refused_in_the_callers_own_format(path, content_type, client_as):
+    response = client_as("coordinator").get(path, {"q": "a\x00b"})
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith(content_type)
+    assert b"NUL character" in response.content
