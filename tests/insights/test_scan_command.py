@@ -60,3 +60,9 @@ def test_a_bad_as_of_is_refused_by_name(value, message):
         _run("--as-of", value)
     assert "--as-of" in str(caught.value)
     assert SourceAlert.objects.count() == 0
+
+
+def test_a_practice_with_no_referrals_yet_gets_an_empty_scan():
+    out, err = _run("--format", "json")
+    assert out == ""
+    assert "0 sources read" in err and "alerts opened 0" in err
