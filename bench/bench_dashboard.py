@@ -101,7 +101,7 @@ def _leg(dataset: str) -> None:
     from refloop.directory.models import ReferringProvider, Territory
     from refloop.insights.filters import add_months, default_period
     from refloop.insights.models import ReferralRollup, RollupMember, SourceRollup
-    from refloop.insights.rollups import rollup_rebuild
+    from refloop.insights.rollups import cuboid_for, rollup_rebuild
     from refloop.practice.models import Clinician, Location
     from refloop.referrals.models import Referral, Urgency
 
@@ -122,10 +122,17 @@ def _leg(dataset: str) -> None:
         "clinician": list(Clinician.objects.values_list("pk", flat=True)),
         "territory": list(Territory.objects.values_list("pk", flat=True)),
         "liaison": list(get_user_model().objects.filter(role="liaison").values_list("pk", flat=True)),
-        "payer": [p for p in ReferralRollup.objects.filter(cuboid=0).values_list("payer", flat=True).distinct() if p],
+        "payer": [
+            p
+            for p in ReferralRollup.objects.filter(cuboid=cuboid_for(())).values_list("payer", flat=True).distinct()
+            if p
+        ],
         "urgency": list(Urgency.values),
         "specialty": list(
-            ReferralRollup.objects.filter(cuboid=3).exclude(specialty="").values_list("specialty", flat=True).distinct()
+            ReferralRollup.objects.filter(cuboid=cuboid_for(["specialty"]))
+            .exclude(specialty="")
+            .values_list("specialty", flat=True)
+            .distinct()
         ),
     }
     names = [name for name, options in values.items() if options]

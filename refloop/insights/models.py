@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -81,6 +83,9 @@ ALL_ID = -1  # in a rollup row, "every value of this dimension" (the row sums ov
 ALL_TEXT = "*"
 
 
+MEMBER_FILTER_COLUMNS = ("location_id", "clinician_id", "payer", "urgency", "territory_id", "liaison_id", "specialty")
+
+
 class RollupMember(models.Model):
     """What one referral contributes to the rollups, as last added: its dimensions and its outcome.
 
@@ -124,6 +129,10 @@ class RollupMember(models.Model):
             models.Index(fields=["provider_id", "month", "referral"], name="rollupmember_provider"),
             models.Index(fields=["practice_id", "month", "referral"], name="rollupmember_practice"),
             models.Index(fields=["other_source_id"], name="rollupmember_other"),
+            # Covers the source lists under filters SourceRollup does not keep (an index-only scan of the period).
+            models.Index(
+                fields=["month", *MEMBER_FILTER_COLUMNS, "provider_id", "practice_id"], name="rollupmember_sources"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -152,6 +161,20 @@ CUBE_DIMENSIONS = (
     "liaison_id",
     "urgency",
 )
+# Cuboid number -> the filter dimensions it keeps besides month, source kind and payer (which every cuboid keeps):
+# none, each one alone, each pair, and all of them. A page with at most two filters reads the cuboid keeping
+# exactly those, so every dimension of its key is fixed (a filter value or ALL) and the key index leads to
+# just the rows it sums; three filters or more read the full cuboid by its most selective dimension's index.
+FILTER_DIMENSIONS = ("location_id", "clinician_id", "specialty", "territory_id", "liaison_id", "urgency")
+CUBOIDS: dict[int, tuple[str, ...]] = dict(
+    enumerate(
+        [()]
+        + [(d,) for d in FILTER_DIMENSIONS]
+        + list(itertools.combinations(FILTER_DIMENSIONS, 2))
+        + [FILTER_DIMENSIONS]
+    )
+)
+FULL_CUBOID = len(CUBOIDS) - 1
 
 
 class ReferralRollup(models.Model):
@@ -193,8 +216,15 @@ class ReferralRollup(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["cuboid", "month", *CUBE_DIMENSIONS], name="referralrollup_key"),
+            # Filter dimensions before month: see CUBOIDS.
+            models.UniqueConstraint(
+                fields=["cuboid", *FILTER_DIMENSIONS, "month", "source_kind", "payer"], name="referralrollup_key"
+            ),
         ]
+        indexes = [
+            models.Index(fields=[name, "month"], condition=Q(cuboid=FULL_CUBOID), name=f"referralrollup_full_{i}")
+            for i, name in enumerate(FILTER_DIMENSIONS)
+        ] + [models.Index(fields=["month"], condition=Q(received=0), name="referralrollup_empty")]
 
     def __str__(self) -> str:
         return f"{self.month:%Y-%m} cuboid {self.cuboid}: {self.received} received"
@@ -227,7 +257,14 @@ class SourceRollup(models.Model):
                 name="sourcerollup_key",
             ),
         ]
-        indexes = [models.Index(fields=["month", "kind"], name="sourcerollup_month")]
+        indexes = [
+            # Covers every source-list query: period, source-level filters, the source and its count.
+            models.Index(
+                fields=["kind", "month", "territory_id", "liaison_id", "specialty", "source_id", "received"],
+                name="sourcerollup_month",
+            ),
+            models.Index(fields=["month"], condition=Q(received=0), name="sourcerollup_empty"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.source_id} in {self.month:%Y-%m}: {self.received}"

@@ -43,6 +43,9 @@ from refloop.insights.models import (
     APPOINTMENT_DAY_EDGES,
     CONTACT_HOUR_EDGES,
     CUBE_DIMENSIONS,
+    CUBOIDS,
+    FILTER_DIMENSIONS,
+    FULL_CUBOID,
     LOST_REASONS,
     MEASURES,
     TURNAROUND_CAP,
@@ -53,12 +56,6 @@ from refloop.insights.models import (
 )
 from refloop.referrals.workflow import OPEN_STATES, State
 
-# Cuboid number -> the filter dimensions it keeps besides month, source kind and payer (which every cuboid keeps).
-FILTER_DIMENSIONS = ("location_id", "clinician_id", "specialty", "territory_id", "liaison_id", "urgency")
-CUBOIDS: dict[int, tuple[str, ...]] = {0: ()}
-CUBOIDS.update({i + 1: (name,) for i, name in enumerate(FILTER_DIMENSIONS)})
-FULL_CUBOID = len(CUBOIDS)
-CUBOIDS[FULL_CUBOID] = FILTER_DIMENSIONS
 TEXT_DIMENSIONS = frozenset({"source_kind", "payer", "specialty", "urgency"})
 
 MEMBER_FIELDS = [f.attname for f in RollupMember._meta.concrete_fields if not f.primary_key]
@@ -296,13 +293,13 @@ def _chunks(items: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:
         yield items[start : start + size]
 
 
-def _prune(months: Iterable[dt.date]) -> None:
-    """Drop rows that no referral counts in any more (received 0 means every other sum is 0 too)."""
-    months = sorted(set(months))
-    if not months:
-        return
-    ReferralRollup.objects.filter(cuboid__in=list(CUBOIDS), month__in=months, received=0).delete()
-    SourceRollup.objects.filter(month__in=months, received=0).delete()
+def _prune() -> None:
+    """Drop rows that no referral counts any more (received 0 means every other sum is 0 too); a partial index
+    on received = 0 makes this cost only the rows it deletes."""
+    with connection.cursor() as cursor:
+        for model in (ReferralRollup, SourceRollup):
+            # A literal 0, not a parameter: SQLite uses a partial index only when the query's terms say so.
+            cursor.execute(f"DELETE FROM {_q(model._meta.db_table)} WHERE {_q('received')} = 0")  # noqa: S608
 
 
 # Keeping them current -------------------------------------------------------------------------------------------
@@ -347,7 +344,7 @@ def rollup_sync(referral_ids: Iterable[int]) -> int:
                 RollupMember.objects.bulk_create(added, batch_size=500)
                 _apply(*_in("referral_id", [m.referral_id for m in added]), sign=1)
             if gone:
-                _prune(old[pk].month for pk in gone)
+                _prune()
     return changed
 
 
@@ -423,9 +420,8 @@ def _referral_deleting(sender, instance, **kwargs) -> None:
     if RollupMember.objects.filter(pk=instance.pk).exists():
         with transaction.atomic():
             _apply(*_in("referral_id", [instance.pk]), sign=-1)
-            month = RollupMember.objects.get(pk=instance.pk).month
             RollupMember.objects.filter(pk=instance.pk).delete()
-            _prune([month])
+            _prune()
 
 
 def _stale(ids_query) -> list[int]:
