@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 
 from refloop.directory.models import ReferringProvider, Source
 from refloop.directory.services import provider_create
@@ -37,6 +37,7 @@ from refloop.referrals.services import referral_receive
 
 log = logging.getLogger(__name__)
 Status = InterfaceMessage.Status
+TRIES = 3  # a transaction that meets a deadlock or a locked database is run again this many times in all
 
 
 @dataclass(frozen=True)
@@ -74,35 +75,47 @@ def hl7_message_receive(*, raw: bytes, via: str = "mllp") -> Answer:
         "payload": text,
         "attempts": 1,
     }
-    try:
-        with transaction.atomic():  # the referral and the message row, or neither
-            request = mapping.read_referral(message)
-            received = _receive(request)
-            referral = received.referral
-            note = "" if received.created else f"already received as referral {referral.pk}"
-            ack = ack_for(message, code="AA", text=note)
-            detail = f"referral #{referral.pk} " + ("created" if received.created else "already received (same id)")
-            row = InterfaceMessage.objects.create(
-                **fields, status=Status.ACCEPTED, referral=referral, response=ack, detail=f"{detail}; by {via}"
-            )
-        return Answer(ack, "AA", row, referral=referral)
-    except Problem as problem:
-        return _refused(message, header, fields, problem, via)
-    except ValidationError as exc:
-        return _refused(message, header, fields, _problem_from_validation(exc), via)
-    except IntegrityError:
-        existing = _earlier(header)  # the same message, taken at the same moment on another connection
-        if existing is not None:
-            return _repeat(existing)
-        log.exception("HL7 message from %s could not be processed", header.sender)
-        return _refused(message, header, fields, _internal(), via, status=Status.ERROR)
-    except Exception:
-        log.exception("HL7 message from %s could not be processed", header.sender)
-        return _refused(message, header, fields, _internal(), via, status=Status.ERROR)
+    for attempt in range(1, TRIES + 1):
+        try:
+            return _take(message, fields, via)
+        except Problem as problem:
+            return _refused(message, header, fields, problem, via)
+        except ValidationError as exc:
+            return _refused(message, header, fields, _problem_from_validation(exc), via)
+        except IntegrityError:
+            existing = _earlier(header)  # the same message, taken at the same moment on another connection
+            if existing is not None:
+                return _repeat(existing)
+            log.exception("HL7 message from %s could not be processed", header.sender)
+            break
+        except OperationalError as exc:  # a deadlock or a locked database: the whole transaction again
+            if attempt < TRIES:
+                log.warning("HL7 message from %s: %s; trying again", header.sender, type(exc.__cause__ or exc).__name__)
+                continue
+            log.exception("HL7 message from %s could not be processed", header.sender)
+        except Exception:
+            log.exception("HL7 message from %s could not be processed", header.sender)
+            break
+    # Kept without its MSH-10, so that the sender's resend is processed again rather than answered alike.
+    return _refused(message, header, fields | {"control_id": ""}, _internal(), via, status=Status.ERROR)
+
+
+def _take(message: Message, fields: dict, via: str) -> Answer:
+    with transaction.atomic():  # the referral and the message row, or neither
+        request = mapping.read_referral(message)
+        received = _receive(request)
+        referral = received.referral
+        note = "" if received.created else f"already received as referral {referral.pk}"
+        ack = ack_for(message, code="AA", text=note)
+        detail = f"referral #{referral.pk} " + ("created" if received.created else "already received (same id)")
+        row = InterfaceMessage.objects.create(
+            **fields, status=Status.ACCEPTED, referral=referral, response=ack, detail=f"{detail}; by {via}"
+        )
+    return Answer(ack, "AA", row, referral=referral)
 
 
 def _internal() -> Problem:
-    return Problem("refloop could not process the message; it is kept for review", code=INTERNAL_ERROR)
+    return Problem("refloop could not process the message now; send it again later", code=INTERNAL_ERROR)
 
 
 def _refused(
