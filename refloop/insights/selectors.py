@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 
 from refloop.insights.filters import Filters, add_months, months_between
 from refloop.insights.models import (
@@ -256,17 +256,24 @@ def top_sources(filters: Filters, kind: str, limit: int = TOP) -> list[dict]:
 
 
 def new_sources(filters: Filters, limit: int = TOP) -> list[dict]:
-    """Providers whose first referral ever (as counted under these filters) came in this period."""
+    """Providers new to the practice: their first referral ever came in this period (and, under filters, one of
+    the period's referrals matches them)."""
     rows, column = _source_rows(filters, SourceKind.PROVIDER, filters.start, filters.end)
-    earlier, _ = _source_rows(filters, SourceKind.PROVIDER, dt.date(1900, 1, 1), add_months(filters.start, -1))
-    ranked = list(
-        rows.values(column)
-        .annotate(total=_count(column))
-        .filter(~Exists(earlier.filter(**{column: OuterRef(column)})))
-        .order_by("-total", column)[:limit]
+    grouped = rows.values(column).annotate(total=_count(column)).order_by()
+    sql, params = grouped.query.sql_with_params()
+    q = connection.ops.quote_name
+    # In HAVING, so the earlier-referral probe runs once per source, not once per row of the period.
+    first_referral = (
+        f"NOT EXISTS (SELECT 1 FROM {q(RollupMember._meta.db_table)} e "  # noqa: S608 - names from the models
+        f"WHERE e.{q('provider_id')} = {q(rows.model._meta.db_table)}.{q(column)} AND e.{q('month')} < %s)"
     )
-    names = _names(SourceKind.PROVIDER, [r[column] for r in ranked])
-    return [{"id": r[column], "name": names.get(r[column], "?"), "received": r["total"]} for r in ranked]
+    order = f"ORDER BY n.total DESC, n.{q(column)} LIMIT {int(limit)}"
+    final = f"SELECT * FROM ({sql} HAVING {first_referral}) n {order}"  # noqa: S608 - built above from names
+    with connection.cursor() as cursor:
+        cursor.execute(final, [*params, filters.start])
+        ranked = cursor.fetchall()
+    names = _names(SourceKind.PROVIDER, [pk for pk, _ in ranked])
+    return [{"id": pk, "name": names.get(pk, "?"), "received": total} for pk, total in ranked]
 
 
 def growing_sources(filters: Filters, limit: int = TOP) -> list[dict]:
