@@ -52,8 +52,18 @@ def totp_code(user) -> str:
 
 def log_in_client(user) -> Client:
     """A test client logged in as `user`, second factor given when the user has a device (like a real login)."""
+    from django.contrib.auth.signals import user_logged_in
+
+    from refloop.accounts.security_events import on_logged_in
+
     client = Client()
-    client.force_login(user)
+    # A fixture's shortcut is not a login: it leaves no "auth.login" event for tests that count audit rows
+    # around a request (real logins are audited and tested through the login page in tests/accounts).
+    user_logged_in.disconnect(dispatch_uid="refloop_audit_login")
+    try:
+        client.force_login(user)
+    finally:
+        user_logged_in.connect(on_logged_in, dispatch_uid="refloop_audit_login")
     device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
     if device is not None:
         session = client.session
