@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -34,6 +35,8 @@ from refloop.directory.models import (
 )
 from refloop.directory.selectors import practice_list, provider_list
 from refloop.lib.csvsafe import csv_text
+from refloop.lib.stale import CONFLICT, carry_stamp, stale_problem
+from refloop.referrals.source_summary import source_referral_summary
 
 PAGE_SIZE = 50
 
@@ -111,6 +114,7 @@ def provider_detail(request: HttpRequest, provider_id: int) -> HttpResponse:
         "affiliations": affiliations,
         "taxonomies": provider.taxonomies.all(),
         "timeline": timeline.timeline(request.user, provider),
+        "referral_summary": source_referral_summary(user=request.user, entry=provider),
         "affiliation_form": AffiliationForm(),
     }
     return render(request, "directory/provider_detail.html", context)
@@ -131,6 +135,7 @@ def practice_detail(request: HttpRequest, practice_id: int) -> HttpResponse:
         "affiliations": affiliations,
         "staff": practice.staff.order_by("-is_active", "last_name"),
         "timeline": timeline.timeline(request.user, practice),
+        "referral_summary": source_referral_summary(user=request.user, entry=practice),
     }
     return render(request, "directory/practice_detail.html", context)
 
@@ -235,15 +240,23 @@ def practice_edit(request: HttpRequest, practice_id: int) -> HttpResponse:
 
 
 def _plain_edit(request, *, form, save, success_url: str, title: str) -> HttpResponse:
+    """Save a form with no version of its own; the record's stamp (lib.stale) keeps a later save from
+    silently overwriting one made since the form was opened."""
+    carry_stamp(form, form.instance)
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            saved = save(form)
+            with transaction.atomic():
+                saved = None if stale_problem(form, form.instance) else save(form)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, f"Saved {saved}.")
-            return redirect(success_url)
-    return render(request, "directory/form.html", {"form": form, "title": title, "cancel_url": success_url})
+            if saved is not None:
+                messages.success(request, f"Saved {saved}.")
+                return redirect(success_url)
+            status = CONFLICT
+    context = {"form": form, "title": title, "cancel_url": success_url}
+    return render(request, "directory/form.html", context, status=status)
 
 
 @require_action("directory.edit")

@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from refloop.accounts.audit import audit_record
 from refloop.accounts.permissions import require_action
 from refloop.directory.models import OtherSourceKind, ReferringProvider
 from refloop.insights import dashboard_charts as charts
@@ -74,6 +75,17 @@ def drilldown(request: HttpRequest) -> HttpResponse:
         paginator = Paginator(listed, PAGE_SIZE)
         page = paginator.get_page(request.GET.get("page"))
         rows = [(m, KIND_LABELS.get(m.source_kind, m.source_kind)) for m in page]
+        # Referral-level rows: one audit record per page, naming the figure's filter and the referrals shown.
+        audit_record(
+            actor=request.user,
+            action="referral.list",
+            detail={
+                "page": "insights drill-down",
+                "filter": {k: v for k, v in request.GET.items() if k != "page"},
+                "page_number": page.number,
+                "referrals": [m.referral_id for m, _ in rows],
+            },
+        )
     query = request.GET.copy()
     query.pop("page", None)
     context = {

@@ -73,7 +73,12 @@ def status(request: HttpRequest, token: str) -> HttpResponse:
         actor_label=f"status link {link.hint}",
         action="letters.status_link.view",
         target=link,
-        detail={"ip": ratelimit.client_ip(request), "practice": link.practice_id, "referrals": len(rows)},
+        detail={
+            "ip": ratelimit.client_ip(request),
+            "practice": link.practice_id,
+            "referrals": len(rows),
+            "shown": [row.referral.pk for row in rows],
+        },
     )
     context = {"link": link, "practice": link.practice, "rows": rows, "token": token}
     return _private(render(request, "letters/public/status.html", context))

@@ -47,6 +47,17 @@ def home(request: HttpRequest) -> HttpResponse:
     )
     page = Paginator(rows.order_by("-updated_at", "-pk"), PAGE_SIZE).get_page(request.GET.get("page"))
     counts = _queue_counts()
+    # The rows name patients: one audit record for the page, with the letters' referrals it showed.
+    audit_record(
+        actor=request.user,
+        action="letters.delivery.list",
+        detail={
+            "queue": chosen[0],
+            "page_number": page.number,
+            "deliveries": [d.pk for d in page.object_list],
+            "referrals": sorted({d.letter.referral_id for d in page.object_list if d.letter.referral_id}),
+        },
+    )
     context = {
         "queue": chosen[0],
         "tabs": [(key, label, counts[key]) for key, label, _ in QUEUES],
@@ -67,6 +78,9 @@ def _get_delivery(delivery_id: int) -> Delivery:
 @require_action("letters.view")
 def delivery_detail(request: HttpRequest, delivery_id: int) -> HttpResponse:
     delivery = _get_delivery(delivery_id)
+    audit_record(
+        actor=request.user, action="letters.delivery.view", target=delivery.letter, detail={"delivery": delivery.pk}
+    )
     context = {
         "delivery": delivery,
         "letter": delivery.letter,
@@ -239,6 +253,8 @@ def letter_new(request: HttpRequest, referral_id: int) -> HttpResponse:
             document = _preview_for(referral, form.cleaned_data, request.user)
             if not document:
                 form.add_error("recipient", "This referral has no referring provider to write to.")
+    # The page (or its preview) shows the patient (a successful send redirected above, audited by letter_send).
+    audit_record(actor=request.user, action="letters.letter.compose", target=referral)
     context = {"referral": referral, "form": form, "document": document, "section": "deliveries"}
     if request.htmx:
         return render(request, "letters/_letter_preview.html", context)

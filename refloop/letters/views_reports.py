@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -15,6 +16,7 @@ from refloop.accounts.permissions import require_action
 from refloop.letters import rendering, selectors, services
 from refloop.letters.forms import ReportForm
 from refloop.letters.models import ConsultReport, ReportStatus
+from refloop.lib.stale import CONFLICT, carry_stamp, stale_problem
 from refloop.referrals.models import Referral
 from refloop.referrals.workflow import State
 
@@ -31,6 +33,15 @@ def reports(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     due = Referral.objects.filter(state=State.SEEN).select_related("patient", "clinician").order_by("due_at")[:100]
     due_rows = [(r, selectors.report_clock(r, now)) for r in due]
+    # The two lists name patients: one audit record for the page, with the referrals it showed.
+    audit_record(
+        actor=request.user,
+        action="letters.reports.list",
+        detail={
+            "lists": ["reports waiting", "reports due"],
+            "referrals": [*(report.referral_id for report in waiting), *(r.pk for r in due)],
+        },
+    )
     context = {"turnaround": turnaround, "target": target, "waiting": waiting, "due": due_rows, "section": "reports"}
     return render(request, "letters/reports.html", context)
 
@@ -50,16 +61,25 @@ def report_edit(request: HttpRequest, referral_id: int) -> HttpResponse:
     initial = {"is_final": True}
     if draft is not None:
         initial = {name: getattr(draft, name) for name in (*services.REPORT_FIELDS, "is_final")}
-    form = ReportForm(request.POST or None, request.FILES or None, initial=initial)
+    form = carry_stamp(ReportForm(request.POST or None, request.FILES or None, initial=initial), draft, none_yet=True)
+    stale = ""
     if request.method == "POST" and form.is_valid():
         try:
-            report = services.report_save(
-                referral=referral,
-                report=draft,
-                data=form.cleaned_data,
-                ehr_pdf=form.cleaned_data.get("ehr_pdf"),
-                by=request.user,
-            )
+            with transaction.atomic():
+                # The draft as it is now: someone may have started, changed or signed it since the form opened.
+                draft = referral.consult_reports.filter(status=ReportStatus.DRAFT).first()
+                stale = stale_problem(form, draft)
+                report = (
+                    None
+                    if stale
+                    else services.report_save(
+                        referral=referral,
+                        report=draft,
+                        data=form.cleaned_data,
+                        ehr_pdf=form.cleaned_data.get("ehr_pdf"),
+                        by=request.user,
+                    )
+                )
         except services.LetterRefused as exc:
             form.add_error(None, str(exc))
         except ValidationError as exc:
@@ -70,10 +90,14 @@ def report_edit(request: HttpRequest, referral_id: int) -> HttpResponse:
             else:
                 form.add_error(None, exc)
         else:
-            messages.success(request, "Report saved. It is sent only once it is signed.")
-            return redirect("letters:report", report.pk)
+            if report is not None:
+                messages.success(request, "Report saved. It is sent only once it is signed.")
+                return redirect("letters:report", report.pk)
+    # The page shows the patient and the draft: a read of the record.
+    audit_record(actor=request.user, action="letters.report.edit_view", target=referral)
     context = {"referral": referral, "patient": referral.patient, "form": form, "draft": draft, "section": "reports"}
-    return render(request, "letters/report_edit.html", context, status=400 if form.errors else 200)
+    status = CONFLICT if stale else (400 if form.errors else 200)
+    return render(request, "letters/report_edit.html", context, status=status)
 
 
 @require_GET

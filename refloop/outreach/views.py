@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,6 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from refloop.accounts.permissions import require_action
 from refloop.accounts.roles import Role
 from refloop.directory.models import PracticeLocation, ReferringPractice, ReferringProvider, StaffContact, Territory
+from refloop.lib.stale import CONFLICT, carry_stamp, stale_problem
 from refloop.outreach import compliance, ics, selectors, services
 from refloop.outreach.forms import ActivityFilterForm, ActivityForm, OutreachSettingsForm, ReassignForm
 from refloop.outreach.models import (
@@ -296,9 +298,15 @@ def activity_edit(request: HttpRequest, activity_id: int) -> HttpResponse:
         messages.error(request, "This activity was cancelled; log a new one instead.")
         return redirect("outreach:activity", activity.pk)
     if request.method == "POST":
-        form = ActivityForm(request.POST, request.FILES)
+        form = carry_stamp(ActivityForm(request.POST, request.FILES), activity)
         if form.is_valid():
-            return _save_activity(request, form, activity)
+            with transaction.atomic():
+                if stale_problem(form, activity):
+                    form.kept = dict(form.cleaned_data)
+                    response = _activity_form_page(request, form, activity=activity)
+                    response.status_code = CONFLICT
+                    return response
+                return _save_activity(request, form, activity)
         return _activity_form_page(request, form, activity=activity)
     initial = {
         "kind": activity.kind,
@@ -315,7 +323,7 @@ def activity_edit(request: HttpRequest, activity_id: int) -> HttpResponse:
     }
     if request.GET.get("done") and activity.date > timezone.localdate():
         initial["date"] = timezone.localdate()  # done early: it happened today
-    form = ActivityForm(initial=initial)
+    form = carry_stamp(ActivityForm(initial=initial), activity)
     return _activity_form_page(request, form, activity=activity)
 
 
@@ -473,28 +481,34 @@ def territories(request: HttpRequest) -> HttpResponse:
 @require_action("settings.edit")
 def practice_reassign(request: HttpRequest, practice_id: int) -> HttpResponse:
     practice = get_object_or_404(ReferringPractice.objects.select_related("territory", "liaison"), pk=practice_id)
-    form = ReassignForm(request.POST or None, initial={"territory": practice.territory_id})
+    form = carry_stamp(ReassignForm(request.POST or None, initial={"territory": practice.territory_id}), practice)
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            services.practice_reassign(
-                practice=practice,
-                territory=form.cleaned_data["territory"],
-                liaison=form.cleaned_data["liaison"],
-                note=form.cleaned_data["note"],
-                by=request.user,
-            )
+            with transaction.atomic():
+                stale = stale_problem(form, practice)
+                if not stale:
+                    services.practice_reassign(
+                        practice=practice,
+                        territory=form.cleaned_data["territory"],
+                        liaison=form.cleaned_data["liaison"],
+                        note=form.cleaned_data["note"],
+                        by=request.user,
+                    )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, f"Moved {practice}.")
-            return redirect("outreach:practice_reassign", practice.pk)
+            if not stale:
+                messages.success(request, f"Moved {practice}.")
+                return redirect("outreach:practice_reassign", practice.pk)
+            status = CONFLICT
     context = {
         "practice": practice,
         "form": form,
         "history": practice.territory_history.select_related("from_liaison", "to_liaison", "by"),
         "tab": "territories",
     }
-    return render(request, "outreach/practice_reassign.html", context)
+    return render(request, "outreach/practice_reassign.html", context, status=status)
 
 
 # Settings
@@ -510,19 +524,26 @@ def outreach_settings(request: HttpRequest) -> HttpResponse:
 def outreach_settings_edit(request: HttpRequest) -> HttpResponse:
     policy = OutreachSettings.current()
     form = OutreachSettingsForm(request.POST or None, instance=OutreachSettings.objects.get(pk=policy.pk))
+    carry_stamp(form, policy)
+    status = 200
     if request.method == "POST" and form.is_valid():
         changes = {name: form.cleaned_data[name] for name in form.Meta.fields}
         try:
-            services.outreach_settings_update(changes=changes, by=request.user)
+            with transaction.atomic():
+                stale = stale_problem(form, policy)
+                if not stale:
+                    services.outreach_settings_update(changes=changes, by=request.user)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, "Saved the outreach settings.")
-            return redirect("outreach:settings")
+            if not stale:
+                messages.success(request, "Saved the outreach settings.")
+                return redirect("outreach:settings")
+            status = CONFLICT
     context = {
         "form": form,
         "title": "Outreach settings",
         "cancel_url": reverse("outreach:settings"),
         "tab": "settings",
     }
-    return render(request, "outreach/form.html", context)
+    return render(request, "outreach/form.html", context, status=status)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from refloop.accounts.audit import audit_record
 from refloop.accounts.permissions import require_action
 from refloop.directory.models import ReferringProvider
+from refloop.lib.stale import CONFLICT, carry_stamp, stale_problem
 from refloop.outreach import compliance, report
 from refloop.outreach.forms import LimitForm, RepaymentForm
 from refloop.outreach.models import ComplianceOverride, LedgerEntry, StarkLimit
@@ -168,13 +170,21 @@ def limit_edit(request: HttpRequest, year: int) -> HttpResponse:
             "limited_remuneration": row.limited_remuneration,
             "source_note": row.source_note,
         }
-    form = LimitForm(request.POST or None, initial=initial)
+    form = carry_stamp(LimitForm(request.POST or None, initial=initial), row, none_yet=True)
+    status = 200
     if request.method == "POST" and form.is_valid():
+        fields = {k: v for k, v in form.cleaned_data.items() if k in LimitForm.base_fields}
         try:
-            compliance.stark_limit_set(year=year, by=request.user, **form.cleaned_data)
+            with transaction.atomic():
+                stale = stale_problem(form, StarkLimit.objects.filter(year=year).first())
+                if not stale:
+                    compliance.stark_limit_set(year=year, by=request.user, **fields)
         except ValidationError as exc:
             add_errors(form, exc)
         else:
-            messages.success(request, f"Saved the {year} limit.")
-            return redirect("outreach:limits")
-    return render(request, "outreach/limit_form.html", {"form": form, "year": year, "row": row, "tab": "compliance"})
+            if not stale:
+                messages.success(request, f"Saved the {year} limit.")
+                return redirect("outreach:limits")
+            status = CONFLICT
+    context = {"form": form, "year": year, "row": row, "tab": "compliance"}
+    return render(request, "outreach/limit_form.html", context, status=status)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from refloop.accounts.permissions import require_action
 from refloop.directory.models import PracticeLocation, ReferringPractice
+from refloop.lib.stale import CONFLICT, carry_stamp, stale_problem
 from refloop.outreach import selectors, services
 from refloop.outreach.forms import ConcernForm, ConcernUpdateForm
 from refloop.outreach.models import Concern, ConcernStatus
@@ -96,7 +98,7 @@ def concern_new(request: HttpRequest) -> HttpResponse:
 @require_action("outreach.view")
 def concern_detail(request: HttpRequest, concern_id: int) -> HttpResponse:
     concern = _get_concern(concern_id)
-    form = ConcernUpdateForm(instance=concern)
+    form = carry_stamp(ConcernUpdateForm(instance=concern), concern)
     return render(request, "outreach/concern_detail.html", {"concern": concern, "form": form, "tab": "concerns"})
 
 
@@ -104,15 +106,22 @@ def concern_detail(request: HttpRequest, concern_id: int) -> HttpResponse:
 @require_action("outreach.edit")
 def concern_update(request: HttpRequest, concern_id: int) -> HttpResponse:
     concern = _get_concern(concern_id)
-    form = ConcernUpdateForm(request.POST, instance=Concern.objects.get(pk=concern.pk))
+    form = carry_stamp(ConcernUpdateForm(request.POST, instance=Concern.objects.get(pk=concern.pk)), concern)
+    status = 200
     if form.is_valid():
         changes = {name: form.cleaned_data[name] for name in form.Meta.fields}
         try:
-            concern = services.concern_update(concern=concern, changes=changes, by=request.user)
+            with transaction.atomic():
+                stale = stale_problem(form, concern)
+                if not stale:
+                    concern = services.concern_update(concern=concern, changes=changes, by=request.user)
         except ValidationError as exc:
             add_errors(form, exc)
         else:
-            messages.success(request, f"Saved: {concern.get_status_display().lower()}.")
-            return redirect("outreach:concern", concern.pk)
+            if not stale:
+                messages.success(request, f"Saved: {concern.get_status_display().lower()}.")
+                return redirect("outreach:concern", concern.pk)
+            status = CONFLICT
     concern = _get_concern(concern_id)
-    return render(request, "outreach/concern_detail.html", {"concern": concern, "form": form, "tab": "concerns"})
+    context = {"concern": concern, "form": form, "tab": "concerns"}
+    return render(request, "outreach/concern_detail.html", context, status=status)

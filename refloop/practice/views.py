@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from refloop.accounts.audit import audit_record
 from refloop.accounts.permissions import require_action
 from refloop.directory.models import Territory
+from refloop.lib.stale import CONFLICT, carry_stamp, stale_problem
 from refloop.practice import forms
 from refloop.practice.models import Clinician, Holiday, Location, Practice, SecuritySettings
 
@@ -40,17 +41,21 @@ def _edit(
     anchor: str,
 ) -> HttpResponse:
     """Create or update one record from a settings form, then return to its section of the settings page."""
+    status = 200
     if request.method == "POST":
-        form = form_class(request.POST, instance=instance)
+        form = carry_stamp(form_class(request.POST, instance=instance), instance)
         if form.is_valid():
             with transaction.atomic():
-                saved = form.save()
-            verb = "Saved" if instance is not None else "Added"
-            messages.success(request, f"{verb} {saved}.")
-            return redirect(reverse("practice:settings") + f"#{anchor}")
+                stale = stale_problem(form, instance)
+                saved = None if stale else form.save()
+            if saved is not None:
+                verb = "Saved" if instance is not None else "Added"
+                messages.success(request, f"{verb} {saved}.")
+                return redirect(reverse("practice:settings") + f"#{anchor}")
+            status = CONFLICT
     else:
-        form = form_class(instance=instance)
-    return render(request, "practice/form.html", {"form": form, "title": title, "anchor": anchor})
+        form = carry_stamp(form_class(instance=instance), instance)
+    return render(request, "practice/form.html", {"form": form, "title": title, "anchor": anchor}, status=status)
 
 
 @require_action("settings.edit")
@@ -115,6 +120,7 @@ def territory_edit(request: HttpRequest, territory_id: int | None = None) -> Htt
 def security_edit(request: HttpRequest) -> HttpResponse:
     current = SecuritySettings.current()
     before = current.idle_logoff_minutes
+    clinical_before = current.liaisons_see_clinical_details
     response = _edit(
         request, form_class=forms.SecuritySettingsForm, instance=current, title="Security", anchor="security"
     )
@@ -123,7 +129,10 @@ def security_edit(request: HttpRequest) -> HttpResponse:
             actor=request.user,
             action="settings.security",
             target=current,
-            detail={"idle_logoff_minutes": [before, current.idle_logoff_minutes]},
+            detail={
+                "idle_logoff_minutes": [before, current.idle_logoff_minutes],
+                "liaisons_see_clinical_details": [clinical_before, current.liaisons_see_clinical_details],
+            },
         )
     return response
 

@@ -126,6 +126,12 @@ def _preview_page(
     except ImportRefused as exc:
         return _upload_page(request, str(exc), status=400)
     columns = columns if columns is not None else automatic_fields(header)
+    # The preview shows the file's first rows (patients' names and birth dates): a read, audited once per page.
+    audit_record(
+        actor=request.user,
+        action="referral.import.preview",
+        detail={"upload": token[:8], "rows_shown": len(rows), "after_dry_run": report is not None},
+    )
     mapping = [
         {"index": i, "name": name, "field": columns[i] or "", "samples": [r[i] for r in rows[:3] if r[i]]}
         for i, name in enumerate(header)

@@ -63,10 +63,12 @@ def _patient_condition(query: str) -> Q | None:
 @register("referrals.view")
 def find_patients(user, query: str, limit: int) -> list[SearchHit]:
     hits: list[SearchHit] = []
+    shown: dict[str, list[int]] = {"referrals": [], "patients": []}
     number = _REFERRAL_NUMBER.match(query.strip())
     if number:
         referral = Referral.objects.filter(pk=int(number.group(1))).select_related("patient").first()
         if referral is not None:
+            shown["referrals"].append(referral.pk)
             hits.append(
                 SearchHit(
                     "Referral",
@@ -88,9 +90,12 @@ def find_patients(user, query: str, limit: int) -> list[SearchHit]:
             detail = f"DOB {date_format(patient.birth_date, 'M j, Y')}"
             detail += f" · MRN {patient.mrn}" if patient.mrn else ""
             url = reverse("referrals:detail", args=[patient.latest_referral])
+            shown["patients"].append(patient.pk)
             hits.append(SearchHit("Patient", str(patient), detail, url))
     if hits:
-        audit_record(actor=user, action="patient.search", detail={"where": "search box", "results": len(hits)})
+        # Ids of what was shown, never the text typed (it may be a name or a birth date).
+        detail = {"where": "search box", "results": len(hits), **shown}
+        audit_record(actor=user, action="patient.search", detail=detail)
     return hits
 
 
@@ -106,11 +111,21 @@ def referral_history(user, entry, limit: int) -> list[timeline.TimelineItem]:
         referrals = Referral.objects.filter(referring_practice=entry)
     else:
         return []
-    referrals = (
+    referrals = list(
         referrals.select_related("patient")
         .only("pk", "received_at", "state", "patient", "patient__first_name", "patient__last_name")
         .order_by("-received_at")[:limit]
     )
+    if referrals:  # the rows carry patients' initials: one audit record for the list shown
+        audit_record(
+            actor=user,
+            action="referral.list",
+            detail={
+                "page": "source timeline",
+                "source": f"{entry._meta.model_name}:{entry.pk}",
+                "referrals": [r.pk for r in referrals],
+            },
+        )
     return [
         timeline.TimelineItem(
             r.received_at,

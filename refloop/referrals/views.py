@@ -25,6 +25,7 @@ from refloop.accounts.audit import audit_record
 from refloop.accounts.permissions import require_action
 from refloop.directory.models import ReferringProvider, Source
 from refloop.directory.services import provider_create
+from refloop.lib.stale import CONFLICT, carry_stamp, stale_problem
 from refloop.referrals import selectors, services
 from refloop.referrals.forms import (
     AssignForm,
@@ -84,6 +85,18 @@ def home(request: HttpRequest) -> HttpResponse:
         row.overdue = row.due_at is not None and row.due_at < now
         row.due_label = due_phrase(row.due_at, now)
     filter_params = {"scope": scope, "location": filters.location_id or "", "urgency": filters.urgency}
+    # The queue names patients: one audit record per page shown, naming the queue, the filter and the rows.
+    audit_record(
+        actor=request.user,
+        action="referral.list",
+        detail={
+            "page": "work queue",
+            "queue": queue,
+            "filter": filter_params,
+            "page_number": page.number,
+            "referrals": [row.pk for row in page.object_list],
+        },
+    )
     context = {
         "form": form,
         "queue": queue,
@@ -167,7 +180,9 @@ def _render_detail(request: HttpRequest, referral: Referral, *, status: int = 20
         "move_form": None,
         "move_problem": "",
         "contact_form": ContactForm() if can_edit and referral.is_open else None,
-        "assign_form": AssignForm(initial={"coordinator": referral.coordinator_id}) if can_edit else None,
+        "assign_form": (
+            carry_stamp(AssignForm(initial={"coordinator": referral.coordinator_id}), referral) if can_edit else None
+        ),
         "attach_form": AttachmentForm() if can_edit else None,
     }
     context.update(forms)
@@ -239,12 +254,17 @@ def contact_log(request: HttpRequest, referral_id: int) -> HttpResponse:
 @require_action("referrals.edit")
 def assign(request: HttpRequest, referral_id: int) -> HttpResponse:
     referral = _get_referral(referral_id)
-    form = AssignForm(request.POST)
+    form = carry_stamp(AssignForm(request.POST), referral)
     if form.is_valid():
         coordinator = form.cleaned_data["coordinator"]
-        services.referral_assign(referral=referral, coordinator=coordinator, by=request.user)
-        messages.success(request, f"Assigned to {coordinator}.")
-        return redirect("referrals:detail", referral.pk)
+        with transaction.atomic():
+            stale = stale_problem(form, referral)
+            if not stale:
+                services.referral_assign(referral=referral, coordinator=coordinator, by=request.user)
+        if not stale:
+            messages.success(request, f"Assigned to {coordinator}.")
+            return redirect("referrals:detail", referral.pk)
+        return _render_detail(request, referral, status=CONFLICT, assign_form=form)
     return _render_detail(request, referral, status=400, assign_form=form)
 
 
@@ -328,7 +348,7 @@ def _intake_context(request: HttpRequest, form: IntakeForm, duplicates: list[Ref
         selected_patient = form.data.get("patient", "")
         patients = _patient_choices(form.data, chosen=data.get("patient"))
         if patients:
-            _audit_patient_search(request, len(patients))
+            _audit_patient_search(request, patients)
     return {
         "form": form,
         "providers": providers,
@@ -442,8 +462,10 @@ def _patient_choices(data, *, chosen=None) -> list[selectors.PatientChoice]:
     return choices
 
 
-def _audit_patient_search(request: HttpRequest, found: int) -> None:
-    audit_record(actor=request.user, action="patient.search", detail={"where": "intake", "results": found})
+def _audit_patient_search(request: HttpRequest, found: list[selectors.PatientChoice]) -> None:
+    """One record per type-ahead answer: the patients offered (ids only, never the text typed)."""
+    detail = {"where": "intake", "results": len(found), "patients": [choice.patient.pk for choice in found]}
+    audit_record(actor=request.user, action="patient.search", detail=detail)
 
 
 @require_GET
@@ -463,7 +485,7 @@ def intake_patients(request: HttpRequest) -> HttpResponse:
     """Existing patients matching what has been typed so far; POST keeps names and birth dates out of URLs."""
     choices = _patient_choices(request.POST)
     if choices:
-        _audit_patient_search(request, len(choices))
+        _audit_patient_search(request, choices)
     return render(
         request,
         "referrals/_patient_choices.html",

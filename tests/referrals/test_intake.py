@@ -98,7 +98,7 @@ def test_an_existing_patient_picked_from_the_candidates_is_used(users, client_as
     assert Referral.objects.filter(patient=existing).count() == 2
 
 
-def test_the_patient_type_ahead_offers_matches_and_audits_only_the_count(users, client_as):
+def test_the_patient_type_ahead_offers_matches_and_audits_the_patients_offered_by_id(users, client_as):
     existing = Patient.objects.create(first_name="Mira", last_name="Quayle", birth_date=dt.date(1961, 4, 9), mrn="Q-9")
     Patient.objects.create(first_name="Mira", last_name="Quayle", birth_date=dt.date(1970, 1, 1))
     client = client_as("coordinator")
@@ -108,7 +108,8 @@ def test_the_patient_type_ahead_offers_matches_and_audits_only_the_count(users, 
     assert f'name="patient" value="{existing.pk}"' in html and "1970" not in html
     assert "same last name and date of birth" in html
     audit = AuditEvent.objects.get(action="patient.search")
-    assert audit.detail == {"where": "intake", "results": 1} and audit.actor == users["coordinator"]
+    assert audit.actor == users["coordinator"]
+    assert audit.detail == {"where": "intake", "results": 1, "patients": [existing.pk]}  # ids, never the text typed
     by_mrn = client.post("/referrals/new/patients/", {"patient_mrn": "Q-9"}).content.decode()
     assert "same MRN" in by_mrn
     nothing = client.post(

@@ -211,7 +211,8 @@ def test_the_queue_page_costs_the_same_queries_for_five_rows_or_fifty(users, cli
         referral(by=users["coordinator"])
     client = client_as("coordinator")
     client.get("/referrals/")  # warm the session and the service levels row
-    with django_assert_max_num_queries(9):
+    # 9 for the page, 4 for its one audit record (savepoint, chain head, INSERT, release): the same for any size.
+    with django_assert_max_num_queries(13):
         response = client.get("/referrals/")
     assert len(rows(response)) == 50
 
