@@ -7,7 +7,7 @@ import time
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -26,7 +26,9 @@ from refloop.lib.csvsafe import neutralize
 
 def _next_url(request: HttpRequest) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return reverse("home")
 
@@ -36,11 +38,11 @@ def two_factor_page(request: HttpRequest) -> HttpResponse:
     """Second step of the login: enter the app's code, or enrol an authenticator app first."""
     user = request.user
     if user.is_verified():
-        return redirect(_next_url(request))
+        return HttpResponseRedirect(_next_url(request))
     device = two_factor.confirmed_device(user)
     if device is None and user.role not in TWO_FACTOR_ROLES and request.session.get(two_factor.SESSION_ENROLLED):
         request.session[two_factor.SESSION_ENROLLED] = False  # the device was reset: nothing to verify
-        return redirect(_next_url(request))
+        return HttpResponseRedirect(_next_url(request))
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         token = form.cleaned_data["token"]
@@ -50,7 +52,7 @@ def two_factor_page(request: HttpRequest) -> HttpResponse:
             else two_factor.device_confirm(request=request, token=token)
         )
         if ok:
-            return redirect(_next_url(request))
+            return HttpResponseRedirect(_next_url(request))
         form.add_error("token", "That code is not right, or it was already used. Enter the current code.")
     context = {"form": form, "next": _next_url(request), "enrolling": device is None}
     if device is None:

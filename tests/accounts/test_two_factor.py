@@ -122,3 +122,10 @@ def test_public_pages_and_logout_stay_reachable_before_the_code(users):
     client = _password_only("manager")
     assert client.get("/healthz").status_code == 200
     assert client.post("/logout/").status_code == 302
+
+
+@pytest.mark.parametrize("next_url", ["https://evil.example/", "//evil.example/", "'; DROP TABLE x; --"])
+def test_after_the_code_a_next_that_is_not_a_local_page_leads_home(users, next_url):
+    client = _password_only("manager")
+    response = client.post("/account/two-factor/", {"token": totp_code(users["manager"]), "next": next_url})
+    assert response.status_code == 302 and response["Location"] == "/"
