@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import F
 
 from refloop.directory.models import ReferringProvider, Source
 from refloop.directory.services import provider_create
@@ -161,7 +162,7 @@ def _earlier(header: mapping.Header) -> InterfaceMessage | None:
 
 def _repeat(existing: InterfaceMessage) -> Answer:
     """A resend: the first answer again, and nothing created. Counted, so the log shows the sender retried."""
-    InterfaceMessage.objects.filter(pk=existing.pk).update(attempts=existing.attempts + 1)
+    InterfaceMessage.objects.filter(pk=existing.pk).update(attempts=F("attempts") + 1)
     code = ack_code_of(existing.response)
     return Answer(existing.response, code, existing, duplicate=True, referral=existing.referral)
 
