@@ -121,13 +121,17 @@ class World:
     def naive(counts: np.ndarray, t: int) -> np.ndarray:
         return ew.naive_rule(counts[:, :t].astype(float))
 
+    @staticmethod
+    def naive_score(counts: np.ndarray, t: int) -> np.ndarray:
+        return ew.naive_score(counts[:, :t].astype(float))
+
 
 def stable_statistics(world: World, population) -> dict:
     """Every stable source at each weekly scan of the last quarter (sources x scans): the detector's statistics,
     volume bands and alarms (with the Params in use), the oracle's statistics, the naive rule's alarms."""
     rows = np.arange(population.counts.shape[0])
     det, ora, det_alarm = {k: [] for k in ew.KIND_NAMES}, {k: [] for k in ew.KIND_NAMES}, {k: [] for k in ew.KIND_NAMES}
-    bands, naive = [], []
+    bands, naive, naive_scores = [], [], []
     for t in range(world.n_weeks - QUARTER + 1, world.n_weeks + 1):
         result = world.detector(population.counts, t)
         oracle = world.oracle(population, rows, t)
@@ -137,9 +141,11 @@ def stable_statistics(world: World, population) -> dict:
             ora[kind].append(oracle[kind])
         bands.append(result.band)
         naive.append(world.naive(population.counts, t))
+        naive_scores.append(world.naive_score(population.counts, t))
     stack = lambda d: {k: np.stack(v, axis=1) for k, v in d.items()}  # noqa: E731
     return {"detector": stack(det), "alarms": stack(det_alarm), "oracle": stack(ora),
-            "band": np.stack(bands, axis=1), "naive": np.stack(naive, axis=1)}  # fmt: skip
+            "band": np.stack(bands, axis=1), "naive": np.stack(naive, axis=1),
+            "naive_score": np.stack(naive_scores, axis=1)}  # fmt: skip
 
 
 def calibrate(stats: dict[int, np.ndarray], bands: np.ndarray, n_bands: int, per_100: float,
@@ -191,14 +197,15 @@ def per_source(thresholds: dict[int, dict[str, float]], bands: np.ndarray) -> di
     return {kind: np.array([by_band[b] for b in bands])[:, None] for kind, by_band in thresholds.items()}
 
 
-def drop_results(world: World, oracle_by_band: dict[int, dict[str, float]]) -> list[dict]:
-    """For every (drop, band) cell, the detection delays of the detector, the oracle and the naive rule."""
+def drop_results(world: World, oracle_by_band: dict[int, dict[str, float]], naive_cut: float) -> list[dict]:
+    """For every (drop, band) cell, the detection delays of the detector, the oracle, the naive rule as practices
+    use it, and the naive rule with its cut tightened to the detector's false-alert rate."""
     cells = [(drop, band) for drop in DROPS for band in DROP_BANDS]
     bands = [band for _, band in cells for _ in range(N_PER_CELL)]
     drops = np.array([drop for drop, _ in cells for _ in range(N_PER_CELL)])
     cohort = np.arange(len(bands)) % len(world.cohorts)
     population = world.population(bands, drop_weeks=np.array(world.cohorts)[cohort], drops=drops)
-    delays = {name: np.full(len(bands), np.inf) for name in ("detector", "oracle", "naive")}
+    delays = {name: np.full(len(bands), np.inf) for name in ("detector", "oracle", "naive", "naive tuned")}
     for c, d in enumerate(world.cohorts):
         rows = np.flatnonzero(cohort == c)
         limits = {k: v[:, 0] for k, v in per_source(oracle_by_band, population.band[rows]).items()}
@@ -208,6 +215,7 @@ def drop_results(world: World, oracle_by_band: dict[int, dict[str, float]]) -> l
             alarms["detector"].append(down(result.statistics, result.threshold))
             alarms["oracle"].append(down(world.oracle(population, rows, t), limits))
             alarms["naive"].append(world.naive(population.counts[rows], t))
+            alarms["naive tuned"].append(world.naive_score(population.counts[rows], t) >= naive_cut)
         for name, columns in alarms.items():
             delays[name][rows] = detection_delay(np.stack(columns, axis=1))
     return [
@@ -250,13 +258,21 @@ def quality(params: ew.Params, dispersion=DISPERSION) -> tuple[list[str], dict]:
     lines.append("false alerts per 100 stable sources per quarter (13 weekly scans; target <= 1), by volume a month")
     lines.append(table(fa_rows, ["volume", "detector", "oracle", "naive", "detector rising"]))
 
-    results = drop_results(world, oracle_by_band)
+    # The naive rule held to the detector's false-alert rate: how far must the last 4 weeks fall before it may speak?
+    # (Among sources of 4 or more a month, as in the drop cells: below that a 4-week silence is too common.)
+    four_plus = fresh.band != "1-4"
+    det_fa_4 = false_alerts_per_100(det_alarms[four_plus])
+    naive_cut = threshold_for(test["naive_score"][four_plus].max(axis=1), det_fa_4)
+    lines.append(f"naive rule held to the detector's {det_fa_4:.2f} false alerts per 100 per quarter among sources of "
+                 + (f"4+ a month: the last 4 weeks down {naive_cut:.0%} or more on the 4 before" if naive_cut <= 1
+                    else "4+ a month: no cut gets there (even 4 silent weeks are more common)"))  # fmt: skip
+    results = drop_results(world, oracle_by_band, naive_cut)
     rows, misses = [], []
     for r in results:
         row = [f"{int(r['drop'] * 100)}%", r["band"]]
         for weeks in (4, 8):
-            det, ora, nai = (recall_within(r[n], weeks) for n in ("detector", "oracle", "naive"))
-            row += [f"{det:.2f}", f"{ora:.2f}", f"{nai:.2f}"]
+            det, ora, nai, tuned = (recall_within(r[n], weeks) for n in ("detector", "oracle", "naive", "naive tuned"))
+            row += [f"{det:.2f}", f"{ora:.2f}", f"{nai:.2f}", f"{tuned:.2f}"]
             if det < ora - 0.05:
                 misses.append(f"{int(r['drop'] * 100)}% at {r['band']}/month within {weeks} weeks: "
                               f"detector {det:.2f} vs oracle {ora:.2f}")  # fmt: skip
@@ -265,10 +281,10 @@ def quality(params: ew.Params, dispersion=DISPERSION) -> tuple[list[str], dict]:
     lines.append("")
     lines.append(f"recall of planted drops ({N_PER_CELL} sources a cell, drops in four seasons) within 4 and 8 weeks; "
                  f"median delay in weeks among those found within {HORIZON} weeks")  # fmt: skip
-    header = ["drop", "volume", "det@4", "oracle@4", "naive@4", "det@8", "oracle@8", "naive@8",
+    header = ["drop", "volume", "det@4", "oracle@4", "naive@4", "tuned@4", "det@8", "oracle@8", "naive@8", "tuned@8",
               "delay det", "delay oracle", "delay naive"]  # fmt: skip
     lines.append(table(rows, header))
-    every = {n: np.concatenate([r[n] for r in results]) for n in ("detector", "oracle", "naive")}
+    every = {n: np.concatenate([r[n] for r in results]) for n in ("detector", "oracle", "naive", "naive tuned")}
     lines.append("median detection delay, all planted drops found within 13 weeks: "
                  + ", ".join(f"{n} {median_delay(v) * 7:.0f} days" for n, v in every.items()))  # fmt: skip
     big = np.concatenate([r["detector"] for r in results if r["drop"] >= 0.7 and r["band"] == "16+"])
@@ -280,9 +296,11 @@ def quality(params: ew.Params, dispersion=DISPERSION) -> tuple[list[str], dict]:
          recall_within(big, 8) >= 0.9),
         (f"sources that stop (4+/month) found within 8 weeks: {recall_within(stops, 8):.3f} >= 0.98",
          recall_within(stops, 8) >= 0.98),
-        (f"naive rule: {false_alerts_per_100(test['naive']):.0f} false alerts per 100 per quarter; detector "
-         f"{recall_within(every['detector'], 8):.2f} vs naive {recall_within(every['naive'], 8):.2f} recall in 8 weeks",
-         True),
+        (f"margin over the naive rule: as used ({false_alerts_per_100(test['naive']):.0f} false alerts per 100 per "
+         f"quarter) it finds {recall_within(every['naive'], 8):.2f} of all drops in 8 weeks; held to the detector's "
+         f"false-alert rate {recall_within(every['naive tuned'], 8):.2f}, against the detector's "
+         f"{recall_within(every['detector'], 8):.2f}",
+         recall_within(every["detector"], 8) >= recall_within(every["naive tuned"], 8) + 0.1),
     ]  # fmt: skip
     lines.append("")
     lines.append("targets:")

@@ -336,8 +336,14 @@ def posterior(statistic: np.ndarray, threshold: np.ndarray | float, at_threshold
     return 1.0 / (1.0 + np.exp(-log_odds))
 
 
-def naive_rule(counts: np.ndarray, *, window: int = 4, drop: float = 0.3) -> np.ndarray:
-    """What practices do today: the last 30 days down 30% or more on the 30 days before (in weeks: 4 on 4)."""
+def naive_score(counts: np.ndarray, *, window: int = 4) -> np.ndarray:
+    """The naive rule's measure: the share by which the last `window` weeks fell short of the `window` before
+    (0.3 = down 30%); -inf where the weeks before had no referral to fall from."""
     recent = counts[:, -window:].sum(axis=1)
     before = counts[:, -2 * window : -window].sum(axis=1)
-    return (before > 0) & (recent <= (1 - drop) * before)
+    return np.where(before > 0, 1.0 - recent / np.maximum(before, 1.0), -np.inf)
+
+
+def naive_rule(counts: np.ndarray, *, window: int = 4, drop: float = 0.3) -> np.ndarray:
+    """What practices do today: the last 30 days down 30% or more on the 30 days before (in weeks: 4 on 4)."""
+    return naive_score(counts, window=window) >= drop - 1e-12

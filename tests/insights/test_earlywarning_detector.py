@@ -93,3 +93,5 @@ def test_the_cusum_starts_its_run_the_week_after_its_last_reset():
 def test_the_naive_rule_compares_the_last_four_weeks_with_the_four_before():
     counts = np.array([[5, 5, 5, 5, 3, 3, 3, 5], [5, 5, 5, 5, 4, 4, 4, 4], [0, 0, 0, 0, 0, 0, 0, 0]], dtype=float)
     assert ew.naive_rule(counts).tolist() == [True, False, False]
+    assert ew.naive_score(counts)[:2] == pytest.approx([0.3, 0.2])  # 14 on 20, 16 on 20
+    assert ew.naive_score(counts)[2] == -np.inf  # nothing to fall from
