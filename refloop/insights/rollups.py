@@ -324,9 +324,13 @@ def rollup_sync(referral_ids: Iterable[int]) -> int:
 
     changed = 0
     calendar = _Calendar()
-    with transaction.atomic():
+    # Every referral intake runs this (issue 8): no savepoint of its own inside the caller's transaction (an error
+    # still undoes it with that transaction), and a part of at most 500 rows read at once rather than through a
+    # server-side cursor (DECLARE, FETCH, CLOSE: three round trips on PostgreSQL).
+    with transaction.atomic(savepoint=False):
         for part in _chunks(ids):
-            fresh = {m.referral_id: m for m in members_for(Referral.objects.filter(pk__in=part), calendar)}
+            rows = Referral.objects.filter(pk__in=part).values_list(*_FACT_COLUMNS)
+            fresh = {m.referral_id: m for m in (_member(row, calendar) for row in rows)}
             old_rows = RollupMember.objects.filter(pk__in=part)
             if connection.features.has_select_for_update:
                 old_rows = old_rows.select_for_update()
@@ -468,8 +472,8 @@ def _other_source_saved(sender, instance, raw=False, **kwargs) -> None:
         rollup_sync(_stale(RollupMember.objects.filter(other_source_id=instance.pk).exclude(source_kind=instance.kind)))
 
 
-def _patient_saved(sender, instance, raw=False, **kwargs) -> None:
-    if raw or instance.pk is None:
+def _patient_saved(sender, instance, raw=False, created=False, **kwargs) -> None:
+    if raw or instance.pk is None or created:  # a new patient has no referral yet (one query less per intake)
         return
     from refloop.referrals.models import Referral
 
