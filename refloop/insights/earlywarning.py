@@ -1,19 +1,22 @@
 """Early warning of slipping, dormant and rising referral sources: the statistics, in plain NumPy (no Django).
 
-The model. A source's referrals in week w are negative-binomial with mean `usual x index[w]` and a dispersion
-`k` pooled over all sources (Var = mu + mu^2 / k): `usual` is the source's own deseasonalised weekly rate,
-estimated from its history before the monitoring window (up to two years, gamma-Poisson shrunk toward the peer
-mean so a short history does not swing wildly), and `index` is the practice-wide level of each week (season,
-holidays, growth), estimated from every established source at once and shrunk toward 1 by its own noise.
+The model. A source's referrals in week w are negative-binomial with mean `usual x index[w]` (Var = mu +
+mu^2 / k): `usual` is the source's own deseasonalised weekly rate from its history before the monitored weeks
+(up to two years; a gamma posterior, shrunk toward the peer mean so a short history does not swing wildly),
+`index` the practice-wide level of each week (season, holidays, growth) from every established source at once,
+and `k` each source's overdispersion, its own moment estimate shrunk toward the pooled one (empirical Bayes).
 
-The test. Over the last `monitor_weeks`, one-sided CUSUMs of the NB log-likelihood ratio of "the rate is now
-rho x usual" against "it is still usual" (Page's test, the optimal sequential detector of a change of known
-size): rho = 0.5 and 0.2 for slipping, rho = 0 for dormant (its statistic is exactly -log P(this long a
-silence), so "silent far beyond the usual interval" is the same test), rho = 2 for rising. A CUSUM is the best
-evidence for a change at any point in the window; it resets to zero whenever the data side with "usual", so
-"since" is the week after its last reset. Thresholds are calibrated by simulation (bench/bench_earlywarning.py)
-so that stable sources raise at most one false alert per 100 sources per quarter; small sources therefore need
-more weeks of evidence, which is the honest answer rather than crying wolf.
+The tests, over the last `monitor_weeks` (26), each the best evidence for a change at any week of the window:
+- slipping (rate now 0.5 or 0.2 x usual) and rising (2 x usual): the log-likelihood ratio of the referrals
+  since week s with the usual rate integrated out over its gamma posterior (so the usual rate's own 5-10%
+  estimation error, shared by every recent week, is not read as evidence), maximised over s (a windowed GLR);
+  "since" is the best s;
+- dormant: Page's NB CUSUM against rate 0, whose statistic is exactly -log P(so long a silence), so "silent far
+  beyond the usual interval" is a sequential test too; it restarts at each referral.
+With the rates known, the NB CUSUM is the optimal test, and the bench's oracle runs it on the true rates.
+Thresholds by usual volume are calibrated by simulation (bench/bench_earlywarning.py) so that stable sources
+raise at most one false alert per 100 sources per quarter; small sources therefore need more weeks of
+evidence, which is the honest answer rather than crying wolf.
 
 Everything is vectorised over sources: a scan of 25,000 sources x 130 weeks is a few array passes.
 """
