@@ -197,8 +197,8 @@ def _findings(level: str, data: LevelCounts, result: ew.ScanResult, as_of: dt.da
     found = []
     for r in rows:
         source = sources.get(int(data.ids[r]))
-        if source is None or source.merged_into_id is not None:
-            continue
+        if source is None or source.merged_into_id is not None or not source.is_active:
+            continue  # merged away, or inactive (retired, NPI deactivated): their silence is no news
         kind = int(result.kind[r])
         if kind == ew.DORMANT:
             last = last_days.get(int(data.ids[r]))

@@ -111,3 +111,11 @@ def test_weeks_end_on_the_day_evaluated():
     row = int(np.flatnonzero(shifted.ids == made["rising"].pk)[0])
     # Four days later each planted mid-week day falls into the next week: the newest week is empty.
     assert shifted.counts[row, -1] == 0
+
+
+def test_an_inactive_source_raises_no_alert():
+    made = network()
+    type(made["dormant"]).objects.filter(pk=made["dormant"].pk).update(is_active=False)  # retired
+    alert_scan(as_of=AS_OF)
+    assert not SourceAlert.objects.filter(provider=made["dormant"]).exists()
+    assert SourceAlert.objects.filter(provider=made["slipping"]).exists()
