@@ -69,7 +69,9 @@ def audit_record(
         patient_id=patient_id,
         detail=clean_detail,
     )
-    with transaction.atomic():
+    # No savepoint of its own inside the caller's transaction (savepoint=False): the append is still all or
+    # nothing with that transaction, and a referral intake saves two round trips per record (issue 8).
+    with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])

@@ -27,6 +27,6 @@ def queue_letters(sender, instance: ReferralEvent, created: bool, raw: bool = Fa
 
     try:
         with transaction.atomic():
-            event_letters_queue(event=instance)
+            event_letters_queue(event=instance, fresh=True)
     except Exception:
         log.exception("could not queue the letters for referral event %s", instance.pk)

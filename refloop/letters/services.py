@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery, prefetch_related_objects
 from django.utils import timezone
 
 from refloop.accounts.audit import audit_record
@@ -101,6 +101,8 @@ def rule_add(*, step: str, kind: str, recipient: str, by) -> LetterRule:
 
 # Letters and deliveries
 
+_UNKNOWN = object()  # letter_create(practice=...) not given: look the referring practice up
+
 
 def letter_create(
     *,
@@ -115,21 +117,28 @@ def letter_create(
     summary: dict[str, Any] | None = None,
     period: tuple[dt.date, dt.date] | None = None,
     by=None,
+    template: LetterTemplate | None = None,
+    practice=_UNKNOWN,
 ) -> Letter:
-    """Write one letter from the practice's template for `kind` (its body is fixed from now on)."""
-    template = LetterTemplate.objects.filter(kind=kind).first()
+    """Write one letter from the practice's template for `kind` (its body is fixed from now on).
+
+    `template` and `practice` (the referring practice, None for none) may be given by a caller that already read
+    them (event_letters_queue), so that a referral intake does not read them twice.
+    """
+    template = template if template is not None else LetterTemplate.objects.filter(kind=kind).first()
     if template is None:
         raise LetterRefused(f"There is no template for {LetterKind(kind).label.lower()} letters.")
     patient = referral.patient if referral is not None else None
-    practice = referral.referring_practice if referral is not None else None
     if referral is not None and recipient == Recipient.REFERRING_PROVIDER:
         provider = referral.referring_provider
     if recipient == Recipient.REFERRING_PROVIDER and provider is None:
         raise LetterRefused("This referral has no referring provider to write to.")
     if recipient == Recipient.PATIENT and patient is None:
         raise LetterRefused("A letter to the patient needs a referral.")
-    if practice is None and provider is not None:
-        practice = provider.primary_practice()
+    if practice is _UNKNOWN:
+        practice = referral.referring_practice if referral is not None else None
+        if practice is None and provider is not None:
+            practice = provider.primary_practice()
     built = letter_context.build(
         referral=referral,
         recipient=recipient,
@@ -179,7 +188,9 @@ def delivery_queue(*, letter: Letter, by=None, route: channels.Route | None = No
     """Queue a letter for the worker, by the recipient's channel (or the one given); the task is written in the
     same transaction, so the delivery and its work are committed together or not at all."""
     route = route or route_for(letter)
-    with transaction.atomic():
+    # savepoint=False: inside a caller's transaction this joins it (an error still undoes the delivery with the
+    # caller's block); a savepoint of its own cost two round trips on every automatic letter (issue 8).
+    with transaction.atomic(savepoint=False):
         delivery = Delivery.objects.create(
             letter=letter,
             channel=route.channel,
@@ -206,27 +217,69 @@ def letter_send(*, by, **fields) -> Letter:
     return letter
 
 
-def event_letters_queue(*, event: ReferralEvent) -> list[Letter]:
+def event_letters_queue(*, event: ReferralEvent, fresh: bool = False) -> list[Letter]:
     """The letters the practice switched on for this step, written and queued in the step's own transaction.
 
     The unique constraint (event, kind, recipient) makes a second call for the same event write nothing.
+    `fresh`: the event was created just now (the post_save receiver), so it has no letters yet to look for.
+
+    Every referral intake comes through here, so it reads as little as it can (issue 8): the rules and their
+    templates in one query, and the referring practice (with its locations, for the address and the route) once.
     """
-    rules = list(LetterRule.objects.filter(step=event.action, enabled=True))
+    template_of = LetterTemplate.objects.filter(kind=OuterRef("kind"))
+    rules = list(
+        LetterRule.objects.filter(step=event.action, enabled=True).annotate(
+            template_pk=Subquery(template_of.values("pk")[:1]),
+            template_title=Subquery(template_of.values("title")[:1]),
+            template_body=Subquery(template_of.values("body")[:1]),
+        )
+    )
     if not rules:
         return []
     referral = event.referral
+    found: list = []  # the referring provider's practice, looked up once and only if a rule needs it
+
+    def provider_practice():
+        if not found:
+            practice = referral.referring_practice
+            if practice is None and event.action != "receive":
+                # At "receive" referral_receive has just set referring_practice to the provider's primary practice
+                # in this transaction: None means they have none. Later steps look again (an affiliation may be new).
+                practice = referral.referring_provider.primary_practice()
+            if practice is not None:
+                prefetch_related_objects([practice], "locations")  # primary_location: the letter's and the route's
+            found.append(practice)
+        return found[0]
+
     queued = []
     for rule in rules:
         if rule.recipient == Recipient.REFERRING_PROVIDER and referral.referring_provider_id is None:
             continue
         if rule.kind == LetterKind.THANK_YOU_FIRST and not _is_first_referral(referral):
             continue
-        if Letter.objects.filter(event=event, kind=rule.kind, recipient=rule.recipient).exists():
+        if not fresh and Letter.objects.filter(event=event, kind=rule.kind, recipient=rule.recipient).exists():
             continue
+        template = None
+        if rule.template_pk is not None:
+            template = LetterTemplate(
+                pk=rule.template_pk, kind=rule.kind, title=rule.template_title, body=rule.template_body
+            )
         try:
-            with transaction.atomic():
-                letter = letter_create(kind=rule.kind, recipient=rule.recipient, referral=referral, event=event)
-                delivery_queue(letter=letter)
+            # A fresh event is not yet visible to any other transaction, so no one else can be writing its letters:
+            # no savepoint is needed to survive that race (two round trips fewer per intake, issue 8).
+            with transaction.atomic(savepoint=not fresh):
+                to_provider = rule.recipient == Recipient.REFERRING_PROVIDER
+                practice = provider_practice() if to_provider else referral.referring_practice
+                letter = letter_create(
+                    kind=rule.kind,
+                    recipient=rule.recipient,
+                    referral=referral,
+                    event=event,
+                    template=template,
+                    practice=practice,
+                )
+                route = channels.route_for_provider(letter.provider, practice) if to_provider else None
+                delivery_queue(letter=letter, route=route)
         except IntegrityError:  # the same event queued twice at once: the first one stands
             continue
         queued.append(letter)
