@@ -93,7 +93,10 @@ def patient_resolve(*, data: dict[str, Any], patient: Patient | None = None, by=
             found.save(update_fields=["mrn", "version", "updated_at"])
         return found, False
     created = Patient(**{k: v for k, v in data.items() if k in PATIENT_FIELDS and v is not None})
-    created.full_clean()
+    # The one constraint, a unique MRN, was just checked by patient_candidates (a same-MRN patient is returned
+    # above); it is checked again only when the MRN stored is not the stripped one looked up. Skipping it saves
+    # a query and a savepoint per intake (issue 8); the unique index still holds against a racing writer.
+    created.full_clean(validate_constraints=created.mrn != incoming_mrn)
     created.save()
     audit_record(actor=by, action="patient.create", target=created)
     return created, True
@@ -224,10 +227,14 @@ def referral_receive(
 def _touch_source(referral: Referral) -> None:
     """Keep each source's last-referral date current (the directory's dormant filter reads it)."""
     day = timezone.localdate(referral.received_at)
-    for model, pk in (
-        (ReferringProvider, referral.referring_provider_id),
-        (ReferringPractice, referral.referring_practice_id),
+    for model, pk, source in (
+        (ReferringProvider, referral.referring_provider_id, referral.referring_provider),
+        (ReferringPractice, referral.referring_practice_id, referral.referring_practice),
     ):
+        # The source was read in this request: a date already this recent means the UPDATE would match no row,
+        # so it is not sent (a busy source gets many referrals a day; one round trip less each, issue 8).
+        if source is not None and source.last_referral_on is not None and source.last_referral_on >= day:
+            continue
         if pk:
             model.objects.filter(pk=pk).filter(Q(last_referral_on__isnull=True) | Q(last_referral_on__lt=day)).update(
                 last_referral_on=day
