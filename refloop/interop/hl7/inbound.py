@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F
 
+from refloop.accounts.audit import audit_record
 from refloop.directory.models import ReferringProvider, Source
 from refloop.directory.services import provider_create
 from refloop.interop.hl7 import mapping
@@ -104,6 +105,15 @@ def hl7_message_receive(*, raw: bytes, via: str = "mllp") -> Answer:
 def _take(message: Message, fields: dict, via: str) -> Answer:
     with transaction.atomic():  # the referral and the message row, or neither
         request = mapping.read_referral(message)
+        # The receipt goes in the audit trail first: appending takes the audit chain's lock (held to the commit),
+        # so concurrent intakes take it before any other lock and cannot deadlock against each other on
+        # PostgreSQL (the rollups' unique rows, written mid-transaction, made them do so under load).
+        audit_record(
+            actor=None,
+            actor_label=f"HL7 {fields['sender'] or 'sender'}"[:150],
+            action="interop.hl7.receive",
+            detail={"type": fields["message_type"], "control_id": fields["control_id"], "via": via},
+        )
         received = _receive(request)
         referral = received.referral
         note = "" if received.created else f"already received as referral {referral.pk}"
