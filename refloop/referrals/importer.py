@@ -62,6 +62,7 @@ import time
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -927,32 +928,76 @@ class _Table:
             self.sql = f"COPY {table} ({names}) FROM STDIN"
         else:
             # The other columns hold the same value on every row (defaults, the run's time, who runs it; never the
-            # file's data): written into the statement once, so each row binds only its own values.
+            # file's data): written into the statement once, so each row binds only its own values. The driver's
+            # own placeholders, as Django's SQLite cursor would convert them (the rows go in on the raw connection).
             self.constants = ()
-            values = ", ".join(["%s"] * len(columns) + [_sqlite_literal(constant) for constant in constants])
+            values = ", ".join(["?"] * len(columns) + [_sqlite_literal(constant) for constant in constants])
             self.sql = f"INSERT INTO {table} ({names}) VALUES ({values})"  # noqa: S608 (names from the model)
 
-    def insert(self, rows: list[tuple]) -> None:
+    def write(self, raw, rows: list[tuple]) -> None:
+        """Insert `rows` on the driver's connection `raw` (called from the pipeline's thread, see _Pipeline)."""
         if not rows:
             return
-        with connection.cursor() as cursor:
-            if self.postgresql:
-                constants = self.constants
-                with cursor.cursor.copy(self.sql) as copy:
-                    for row in rows:
-                        copy.write_row(row + constants)
-            else:
-                cursor.executemany(self.sql, rows)
+        if self.postgresql:
+            constants = self.constants
+            with raw.cursor() as cursor, cursor.copy(self.sql) as copy:
+                for row in rows:
+                    copy.write_row(row + constants)
+        else:
+            raw.executemany(self.sql, rows)
+
+
+class _Pipeline:
+    """Writes one chunk's rows in a second thread while the next chunk is read and checked.
+
+    Reading, decoding and checking a chunk is Python's work; inserting it is the database's (PostgreSQL's COPY
+    runs in the server process, SQLite's inserts run with Python's lock released): done one after the other,
+    each waits for the other. Here the inserts of chunk n run while chunk n+1 is read and checked, and `wait()`
+    comes before anything else touches the connection (every lookup of chunk n+1 sees chunk n's rows; only one
+    thread ever uses the connection at a time). A failed insert is raised by `wait()` as Django's error (an
+    IntegrityError stays one), in the import's transaction, which then rolls back whole as before. The `progress`
+    callback of referral_import runs while a chunk may still be going in: it must not use the database.
+    """
+
+    def __init__(self) -> None:
+        connection.ensure_connection()
+        self.raw = connection.connection
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="referral-import")
+        self.pending: Future | None = None
+
+    def submit(self, writes: list[tuple[_Table, list[tuple]]]) -> None:
+        self.wait()
+        self.pending = self.thread.submit(self._write, writes)
+
+    def _write(self, writes: list[tuple[_Table, list[tuple]]]) -> None:
+        for table, rows in writes:
+            table.write(self.raw, rows)
+
+    def wait(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            with connection.wrap_database_errors:
+                pending.result()
+
+    def close(self, *, quiet: bool = False) -> None:
+        """Wait for the last write and stop the thread; the write's error is raised unless `quiet`."""
+        try:
+            self.wait()
+        except Exception:
+            if not quiet:
+                raise
+        finally:
+            self.thread.shutdown(wait=True)
 
 
 def _sqlite_literal(value: Any) -> str:
-    """A constant as SQL text, with % doubled for Django's placeholder conversion."""
+    """A constant as SQL text (for the driver itself: the statement does not go through Django's cursor)."""
     if value is None:
         return "NULL"
     if isinstance(value, bool | int):
         return str(int(value))
     if isinstance(value, str):
-        return "'" + value.replace("'", "''").replace("%", "%%") + "'"
+        return "'" + value.replace("'", "''") + "'"
     raise TypeError(f"no SQL literal for {value!r}")
 
 
@@ -1038,8 +1083,12 @@ class _PatientRef:
 class _Run:
     """One file's import, chunk by chunk, inside the caller's transaction."""
 
-    def __init__(self, report: ImportReport, checker: _Checker, *, by, by_label: str, rejected) -> None:
+    def __init__(
+        self, report: ImportReport, checker: _Checker, *, by, by_label: str, rejected, pipeline: _Pipeline
+    ) -> None:
         self.report = report
+        self.pipeline = pipeline
+        self.writes: list[tuple[_Table, list[tuple]]] = []
         self.checker = checker
         self.now = checker.now
         self.by = by if getattr(by, "pk", None) else None
@@ -1089,6 +1138,7 @@ class _Run:
             if row is not None:
                 rows.append(row)
         report.rows += len(rows)
+        self.pipeline.wait()  # the previous chunk is in: from here on this chunk may read and write
         self.directory.resolve([row for row in rows if row.findable], checker)
         valid = []
         for row in rows:
@@ -1099,6 +1149,8 @@ class _Run:
         fresh = self._not_yet_imported(valid)
         patient_ids = self._patients(fresh)
         self._referrals(fresh, patient_ids)
+        self.pipeline.submit(self.writes)
+        self.writes = []
 
     def _reject(self, row: _Row) -> None:
         self.report.rejected += 1
@@ -1169,12 +1221,12 @@ class _Run:
         for (_row, ref, _key), pk in zip(created, _reserve_ids(Patient, len(created)), strict=True):
             ref.pk = pk
         db_date = self.db_date
-        self.patients.insert(
-            [
+        self.writes.append(
+            (self.patients, [
                 (ref.pk, row.first_name, row.last_name, db_date(row.birth_date), row.sex, row.phone, ref.mrn,
                  row.payer, row.member_id, name_key)
                 for row, ref, name_key in created
-            ]
+            ])
         )  # fmt: skip
         filled = [ref for ref in found.values() if ref.changed]
         if filled:
@@ -1211,8 +1263,7 @@ class _Run:
             if practice_id and practice_last.get(practice_id, dt.date.min) < day:
                 practice_last[practice_id] = day
         report.states.update(row.state for row in rows)
-        self.referrals.insert(referral_rows)
-        self.events.insert(event_rows)
+        self.writes += [(self.referrals, referral_rows), (self.events, event_rows)]
         report.created += len(referral_rows)
 
     def _received(self, moment: dt.datetime) -> tuple[Any, dt.date]:
@@ -1244,6 +1295,7 @@ class _Run:
 
     def finish(self) -> None:
         """Each source's last-referral date, as services._touch_source keeps it (moved forward, never back)."""
+        self.pipeline.wait()
         later = "(last_referral_on IS NULL OR last_referral_on < {day})"
         with connection.cursor() as cursor:
             for model, days in self.last_referral.items():
@@ -1329,14 +1381,20 @@ def referral_import(
             with _large_page_cache(), transaction.atomic():
                 with _postgres_settings():
                     checker = _Checker(header, fields, date_format, timezone.now(), kind)
-                    run = _Run(report, checker, by=by, by_label=by_label, rejected=rejected)
-                    while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
-                        run.chunk(chunk)
-                        if progress is not None:
-                            progress(report)
-                    if report.rows == 0:
-                        raise ImportRefused("The file has a header row but no referrals under it.")
-                    run.finish()
+                    pipeline = _Pipeline()
+                    try:
+                        run = _Run(report, checker, by=by, by_label=by_label, rejected=rejected, pipeline=pipeline)
+                        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+                            run.chunk(chunk)
+                            if progress is not None:
+                                progress(report)
+                        if report.rows == 0:
+                            raise ImportRefused("The file has a header row but no referrals under it.")
+                        run.finish()
+                    except BaseException:
+                        pipeline.close(quiet=True)  # the first error is the one to report
+                        raise
+                    pipeline.close()
                 report.committed = not dry_run and (report.error_count == 0 or accept_valid)
                 if report.committed:
                     from refloop.insights.rollups import rollup_sync_missing

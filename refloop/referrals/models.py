@@ -92,11 +92,13 @@ class Referral(models.Model):
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="referrals")
     # Exactly one primary source: a referring provider, or another kind of source (patient, campaign, ED...).
+    # The source and owner keys are indexed by the composite indexes in Meta that lead with them; an index of
+    # the key alone would be one more to update on each of a million imported rows, and never chosen.
     referring_provider = models.ForeignKey(
-        ReferringProvider, null=True, blank=True, on_delete=models.PROTECT, related_name="referrals"
+        ReferringProvider, null=True, blank=True, on_delete=models.PROTECT, related_name="referrals", db_index=False
     )
     referring_practice = models.ForeignKey(
-        ReferringPractice, null=True, blank=True, on_delete=models.PROTECT, related_name="referrals"
+        ReferringPractice, null=True, blank=True, on_delete=models.PROTECT, related_name="referrals", db_index=False
     )
     other_source = models.ForeignKey(
         OtherSource, null=True, blank=True, on_delete=models.PROTECT, related_name="referrals"
@@ -115,8 +117,10 @@ class Referral(models.Model):
     visits_approved = models.PositiveSmallIntegerField(null=True, blank=True)
     visits_used = models.PositiveSmallIntegerField(default=0)
     notes = models.TextField(blank=True)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
-    external_id = models.CharField(max_length=100, blank=True, db_index=True)
+    # Unique and indexed through Meta, not unique=True/db_index=True: PostgreSQL then gets no second
+    # "_like" index for prefix searches, which nothing makes on these keys.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    external_id = models.CharField(max_length=100, blank=True)
 
     state = models.CharField(max_length=12, choices=State.choices, default=State.RECEIVED)
     coordinator = models.ForeignKey(
@@ -133,6 +137,7 @@ class Referral(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="owned_referrals",
+        db_index=False,  # (owner, state, due_at) in Meta
     )
     due_at = models.DateTimeField(null=True, blank=True)
     first_contact_at = models.DateTimeField(null=True, blank=True)
@@ -158,6 +163,7 @@ class Referral(models.Model):
                 | Q(referring_provider__isnull=True, other_source__isnull=False),
                 name="referral_exactly_one_primary_source",
             ),
+            models.UniqueConstraint(fields=["idempotency_key"], name="referral_unique_idempotency_key"),
         ]
         indexes = [
             models.Index(fields=["state", "due_at"]),
@@ -166,6 +172,7 @@ class Referral(models.Model):
             models.Index(fields=["state", "last_event_at"]),
             models.Index(fields=["referring_provider", "received_at"]),
             models.Index(fields=["referring_practice", "received_at"]),
+            models.Index(fields=["external_id"], name="referral_external_id"),
         ]
 
     def __str__(self) -> str:
@@ -185,7 +192,12 @@ class Referral(models.Model):
 class ReferralEvent(models.Model):
     """One step of a referral's history: who moved it, when, from which state to which, and why."""
 
-    referral = models.ForeignKey(Referral, on_delete=models.CASCADE, related_name="events")
+    referral = models.ForeignKey(
+        Referral,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_index=False,  # (referral, at) in Meta
+    )
     at = models.DateTimeField(db_index=True)
     by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     by_label = models.CharField(max_length=150, blank=True)
