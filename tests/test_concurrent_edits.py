@@ -343,3 +343,18 @@ def test_a_clinician_edit_keeps_the_check_for_models_without_a_timestamp(users):
     Clinician.objects.filter(pk=doctor.pk).update(specialty="Changed behind the page")
     assert client.post(url, opened | {"specialty": "Mine"}).status_code == 409
     assert Clinician.objects.get(pk=doctor.pk).specialty == "Changed behind the page"
+
+
+def test_the_second_save_of_the_letter_rules_page_is_refused_and_the_first_switches_stay(users):
+    """The automatic-letter switches are one page of many records: the page carries one stamp for all."""
+    from refloop.letters.models import LetterRule
+
+    rules = list(LetterRule.objects.order_by("pk"))
+    assert len(rules) >= 2
+    first, second = log_in_client(users["manager"]), log_in_client(users["manager"])
+    stamps = [c.get("/letters/automation/").context["edit_stamp"] for c in (first, second)]
+    saved = first.post("/letters/automation/", {"edit_stamp": stamps[0], "enabled": [rules[0].pk]})
+    assert saved.status_code == 302
+    refused = second.post("/letters/automation/", {"edit_stamp": stamps[1], "enabled": [rules[1].pk]})
+    assert refused.status_code == 409 and "Someone else changed these letter rules" in refused.content.decode()
+    assert set(LetterRule.objects.filter(enabled=True).values_list("pk", flat=True)) == {rules[0].pk}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -22,6 +23,7 @@ from refloop.letters import context as letter_context
 from refloop.letters import rendering, services
 from refloop.letters.forms import LetterForm, RedirectForm, RuleAddForm, TemplateForm, office_token
 from refloop.letters.models import Delivery, Letter, LetterRule, LetterTemplate, StatusLink
+from refloop.lib import stale
 from refloop.referrals.models import Referral
 
 PAGE_SIZE = 50
@@ -328,16 +330,28 @@ def template_preview(request: HttpRequest, template_id: int) -> HttpResponse:
 
 @require_action("letters.edit")
 def automation(request: HttpRequest) -> HttpResponse:
+    conflict = ""
     if request.method == "POST":
         enabled = {int(pk) for pk in request.POST.getlist("enabled") if pk.isdigit()}
-        services.rules_save(enabled_ids=enabled, by=request.user)
-        messages.success(request, "Saved which steps send letters.")
-        return redirect("letters:automation")
+        with transaction.atomic():
+            # The switches as the page showed them: a save over someone else's newer change is refused.
+            sent = request.POST.get(stale.FIELD, "")
+            if sent and sent != stale.rows_stamp(LetterRule.objects.select_for_update().order_by("pk")):
+                conflict = (
+                    "Someone else changed these letter rules after you opened the page; your changes were not "
+                    "saved. Reload the page to see theirs, then make yours again."
+                )
+            else:
+                services.rules_save(enabled_ids=enabled, by=request.user)
+        if not conflict:
+            messages.success(request, "Saved which steps send letters.")
+            return redirect("letters:automation")
     steps = dict(services.RULE_STEPS)
     rules = [(rule, steps.get(rule.step, rule.step)) for rule in LetterRule.objects.all()]
-    context = {"rules": rules, "add_form": RuleAddForm(), "section": "automation"}
+    context = {"rules": rules, "add_form": RuleAddForm(), "section": "automation", "conflict": conflict}
+    context["edit_stamp"] = stale.rows_stamp(rule for rule, _ in rules)
     context["last_quarter"] = services.quarter_before(timezone.localdate())
-    return render(request, "letters/automation.html", context)
+    return render(request, "letters/automation.html", context, status=stale.CONFLICT if conflict else 200)
 
 
 @require_POST

@@ -37,6 +37,12 @@ def stamp_of(instance: Model) -> str:
     return hashlib.sha256(json.dumps(values, default=str, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def rows_stamp(rows) -> str:
+    """One stamp for a whole set of records edited on one page (e.g. the letter rules' switches)."""
+    stamps = "|".join(f"{row.pk}:{stamp_of(row)}" for row in rows)
+    return hashlib.sha256(stamps.encode()).hexdigest()[:32]
+
+
 def carry_stamp(form: forms.BaseForm, instance: Model | None, *, none_yet: bool = False) -> forms.BaseForm:
     """Give `form` the hidden stamp of the record it edits.
 

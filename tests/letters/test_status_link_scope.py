@@ -17,7 +17,7 @@ from tests.letters.conftest import run_worker
 from tests.letters.factories import emailing_provider, only_rules, practice, seen_referral
 from tests.referrals.factories import clinician
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # the worker closes connections (PostgreSQL)
 
 
 def _sent_report(users, *, office, first_name: str, last_name: str) -> Letter:
