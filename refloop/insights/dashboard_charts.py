@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from refloop.directory.models import OtherSourceKind
 from refloop.insights.models import APPOINTMENT_DAY_EDGES, CONTACT_HOUR_EDGES
-from refloop.insights.selectors import Dashboard, bucket_label
+from refloop.insights.selectors import Dashboard, SourceLists, bucket_label
 from refloop.insights.tables import Table
 from refloop.lib.charts import BASE_LAYOUT
 
@@ -325,7 +325,7 @@ def dashboard_figures(board: Dashboard, *, drill: Drill) -> list[Figure]:
     return figures
 
 
-def dashboard_tables(board: Dashboard, *, drill: Drill) -> list[Table]:
+def source_tables(board: SourceLists, *, drill: Drill) -> list[Table]:
     """Top and moving sources (the charts' tables travel with their figures)."""
     from django.urls import reverse
 

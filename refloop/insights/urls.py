@@ -6,6 +6,7 @@ app_name = "insights"
 urlpatterns = [
     path("", views.home, name="home"),
     path("referrals/", views.drilldown, name="drilldown"),
+    path("sources/", views.sources, name="sources"),
     path("scorecards/", views_scorecards.scorecards, name="scorecards"),
     path("scorecards/liaisons/<int:user_id>/", views_scorecards.scorecard_liaison, name="scorecard_liaison"),
     path("scorecards/clinicians/<int:clinician_id>/", views_scorecards.scorecard_clinician, name="scorecard_clinician"),

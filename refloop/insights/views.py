@@ -49,11 +49,28 @@ def home(request: HttpRequest) -> HttpResponse:
         "board": board,
         "period": selectors.month_span(filters),
         "figures": charts.dashboard_figures(board, drill=lambda **extra: drill_url(filters, **extra)),
-        "tables": charts.dashboard_tables(board, drill=lambda **extra: drill_url(filters, **extra)),
+        "sources_url": f"{reverse('insights:sources')}?{filters.query()}",
         "headline": charts.headline(board, drill=lambda **extra: drill_url(filters, **extra)),
         "kind_labels": KIND_LABELS,
     }
     return render(request, "insights/home.html", context)
+
+
+@require_action("insights.view")
+def sources(request: HttpRequest) -> HttpResponse:
+    """Top, new and growing sources for the dashboard's filters: loaded by the dashboard after it renders (a
+    GROUP BY per source costs more than the rest of the page), or as a page of its own without JavaScript."""
+    form = _form(request)
+    filters = read_filters(form)
+    lists = selectors.source_lists(filters)
+    context = {
+        "form": form,
+        "filters": filters,
+        "period": selectors.month_span(filters),
+        "tables": charts.source_tables(lists, drill=lambda **extra: drill_url(filters, **extra)),
+        "back": f"{reverse('insights:home')}?{filters.query()}",
+    }
+    return render(request, "insights/_dashboard_sources.html" if request.htmx else "insights/sources.html", context)
 
 
 @require_action("insights.view")

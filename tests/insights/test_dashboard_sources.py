@@ -49,3 +49,23 @@ def test_new_growing_and_top_sources(users, period):
     assert [s["id"] for s in selectors.new_sources(urgent)] == [newcomer.pk]
     assert [(s["id"], s["received"]) for s in selectors.top_sources(urgent, "provider")] == [(newcomer.pk, 2)]
     assert selectors.growing_sources(urgent) == []
+
+
+def test_the_dashboard_loads_the_source_lists_after_it_renders(users, client_as, period):
+    start, end = period
+    busy = provider(last_name="Busybody")
+    for _ in range(3):
+        referral(by=users["coordinator"], source=busy, received_at=_at(end))
+    client = client_as("manager")
+    query = {"start": f"{start:%Y-%m}", "end": f"{end:%Y-%m}"}
+    page = client.get("/insights/", query).content.decode()
+    assert 'hx-get="/insights/sources/?start=' in page
+    assert "Busybody" not in page  # not computed with the page
+    partial = client.get("/insights/sources/", query, headers={"HX-Request": "true"}).content.decode()
+    assert "<html" not in partial
+    row = partial[partial.index("Top referring providers") :]
+    assert f'href="/directory/providers/{busy.pk}/"' in row
+    assert f'href="/insights/referrals/?start={start:%Y-%m}&amp;end={end:%Y-%m}&amp;provider={busy.pk}">3</a>' in row
+    full = client.get("/insights/sources/", query).content.decode()
+    assert "<html" in full and "Busybody" in full
+    assert client_as("liaison").get("/insights/sources/", query).status_code == 403
