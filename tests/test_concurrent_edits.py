@@ -358,3 +358,29 @@ def test_the_second_save_of_the_letter_rules_page_is_refused_and_the_first_switc
     refused = second.post("/letters/automation/", {"edit_stamp": stamps[1], "enabled": [rules[1].pk]})
     assert refused.status_code == 409 and "Someone else changed these letter rules" in refused.content.decode()
     assert set(LetterRule.objects.filter(enabled=True).values_list("pk", flat=True)) == {rules[0].pk}
+
+
+def test_the_second_bulk_assign_from_a_stale_queue_is_refused_and_the_first_stays(users):
+    """The work queue's bulk assign carries each row's version: a row changed since is not reassigned."""
+    item = referral(by=users["coordinator"])
+    other = make_user("second_coordinator", Role.COORDINATOR)
+    first, second = log_in_client(users["coordinator"]), log_in_client(users["manager"])
+    versions = []
+    for client in (first, second):
+        page = client.get("/referrals/", {"scope": "all"})
+        assert item.pk in [row.pk for row in page.context["page"].object_list]
+        assert f'name="version-{item.pk}" value="{item.version}"' in page.content.decode()
+        versions.append(str(item.version))
+    saved = first.post(
+        "/referrals/assign/",
+        {"referral": [item.pk], "coordinator": users["coordinator"].pk, f"version-{item.pk}": versions[0]},
+    )
+    assert saved.status_code == 302
+    refused = second.post(
+        "/referrals/assign/",
+        {"referral": [item.pk], "coordinator": other.pk, f"version-{item.pk}": versions[1]},
+        follow=True,
+    )
+    assert f"#{item.pk} changed after you opened the queue (someone else saved first)" in refused.content.decode()
+    item.refresh_from_db()
+    assert item.coordinator == users["coordinator"]

@@ -128,11 +128,28 @@ def bulk_assign(request: HttpRequest) -> HttpResponse:
         messages.error(request, " ".join(m for errors in form.errors.values() for m in errors))
     else:
         coordinator = form.cleaned_data["coordinator"]
-        assigned = services.referral_assign_many(
-            referrals=list(form.cleaned_data["referral"]), coordinator=coordinator, by=request.user
-        )
-        plural = "referral" if len(assigned) == 1 else "referrals"
-        messages.success(request, f"Assigned {len(assigned)} {plural} to {coordinator}.")
+        chosen = sorted(form.cleaned_data["referral"], key=lambda r: r.pk)
+        with transaction.atomic():
+            # Each row carries the version the queue showed: a referral changed since is not reassigned silently.
+            current = Referral.objects.select_for_update().filter(pk__in=[r.pk for r in chosen]).order_by("pk")
+            changed = [
+                pk
+                for pk, version in current.values_list("pk", "version")
+                if request.POST.get(f"version-{pk}", str(version)) != str(version)
+            ]
+            assigned = []
+            if not changed:
+                assigned = services.referral_assign_many(referrals=chosen, coordinator=coordinator, by=request.user)
+        if changed:
+            numbers = ", ".join(f"#{pk}" for pk in changed)
+            messages.error(
+                request,
+                f"Nothing was assigned: {numbers} changed after you opened the queue (someone else saved first). "
+                "Reload the queue to see their change, then assign again.",
+            )
+        else:
+            plural = "referral" if len(assigned) == 1 else "referrals"
+            messages.success(request, f"Assigned {len(assigned)} {plural} to {coordinator}.")
     return redirect(_back_to(request, reverse("referrals:home")))
 
 
