@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from django.core.exceptions import ValidationError
 from django.template import Context, Engine, TemplateSyntaxError
@@ -69,7 +69,14 @@ def _syntax_message(exc: TemplateSyntaxError, body: str) -> str:
 
 def render_body(body: str, values: dict) -> str:
     """The template's HTML for one letter (unknown fields print as nothing: the template was checked)."""
-    return _engine().from_string(body).render(Context(values))
+    return _compiled(body).render(Context(values))
+
+
+@lru_cache(maxsize=64)
+def _compiled(body: str):
+    # Keyed by the template's text, so an edited template is compiled afresh; every referral intake renders its
+    # receipt letter, and compiling the same text each time was a good part of that (issue 8).
+    return _engine().from_string(body)
 
 
 def render_sample(body: str) -> str:
