@@ -11,8 +11,12 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 
 from refloop.insights.filters import Filters, add_months, months_between
 from refloop.insights.models import (
+    ALL_ID,
+    ALL_TEXT,
     APPOINTMENT_DAY_EDGES,
     CONTACT_HOUR_EDGES,
+    CUBOIDS,
+    FILTER_DIMENSIONS,
     LOST_REASONS,
     MEASURES,
     TURNAROUND_CAP,
@@ -23,7 +27,7 @@ from refloop.insights.models import (
     SourceKind,
     SourceRollup,
 )
-from refloop.insights.rollups import cuboid_for
+from refloop.insights.rollups import TEXT_DIMENSIONS, cuboid_for
 
 SOURCE_LEVEL = frozenset({"territory_id", "liaison_id", "specialty"})  # dimensions SourceRollup keeps
 TOP = 10
@@ -43,11 +47,16 @@ def _cube(filters: Filters, first: dt.date, last: dt.date, group: tuple[str, ...
     dims = filters.dimensions()
     q = connection.ops.quote_name
     # The cuboid as a literal (a number from cuboid_for): the full cuboid's partial indexes need it spelled out.
-    where = [f"{q('cuboid')} = {int(cuboid_for([*dims, *group]))}", f"{q('month')} >= %s", f"{q('month')} <= %s"]
+    cuboid = cuboid_for([*dims, *group])
+    where = [f"{q('cuboid')} = {int(cuboid)}", f"{q('month')} >= %s", f"{q('month')} <= %s"]
     params: list = [first, last]
     for name, value in dims.items():
         where.append(f"{q(name)} = %s")
         params.append(value)
+    # The dimensions this cuboid sums over hold ALL: saying so lets the key index lead straight to the rows.
+    for name in set(FILTER_DIMENSIONS) - set(CUBOIDS[cuboid]) - set(group):
+        where.append(f"{q(name)} = %s")
+        params.append(ALL_TEXT if name in TEXT_DIMENSIONS else ALL_ID)
     columns = ", ".join(q(g) for g in group)
     sums = ", ".join(f"SUM({q(m)})" for m in MEASURES)
     sql = (
