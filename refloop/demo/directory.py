@@ -4,6 +4,7 @@ with office staff, other sources, tiers by volume, and a few planted duplicates 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 from refloop.demo import DemoContext, bulk
 from refloop.directory import services
@@ -272,12 +273,14 @@ def _write_with_services(ctx: DemoContext, draw_practice, territories, used_npis
         practices.append(practice)
 
     # Practice sizes are skewed: many solo and small offices, a few large groups.
-    weights = [rng.paretovariate(1.4) for _ in practices]
+    # Cumulative weights, summed once: rng.choices(practices, weights) would sum them again on every call
+    # (the same draw, but quadratic at 25,000 providers in 10,000 practices).
+    cumulative = list(itertools.accumulate(rng.paretovariate(1.4) for _ in practices))
     codes, creds, spec_weights = zip(*SPECIALTIES, strict=True)
     providers: list[ReferringProvider] = []
     volume: dict[int, float] = {}
     for index in range(ctx.scale.referring_providers):
-        practice = practices[index] if index < len(practices) else rng.choices(practices, weights)[0]
+        practice = practices[index] if index < len(practices) else rng.choices(practices, cum_weights=cumulative)[0]
         location = practice.locations.first()
         pick = rng.choices(range(len(codes)), spec_weights)[0]
         first = fake.first_name()

@@ -12,6 +12,7 @@ liaison told so by the form would do.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 from django.db.models import Min
@@ -249,9 +250,10 @@ def build(ctx: DemoContext) -> None:
         practices = territory_of[liaison.pk]
         if not practices:
             continue
-        weights = [TIER_WEIGHT.get(p.tier.code if p.tier else "C", 1) for p in practices]
+        # Summed once (rng.choices(practices, weights) sums them on every call: the same draw, quadratic here).
+        weights = list(itertools.accumulate(TIER_WEIGHT.get(p.tier.code if p.tier else "C", 1) for p in practices))
         for _ in range(per_liaison):
-            practice = rng.choices(practices, weights)[0]
+            practice = rng.choices(practices, cum_weights=weights)[0]
             kind = rng.choices(list(KINDS), list(KINDS.values()))[0]
             day = _weekday(today - dt.timedelta(days=rng.randint(1, days)))
             writer.touch(liaison=liaison, practice=practice, kind=kind, day=day)
@@ -265,13 +267,17 @@ def build(ctx: DemoContext) -> None:
             for _ in range(rng.randint(2, 3)):
                 kind = rng.choice([ActivityKind.VISIT, ActivityKind.VISIT, ActivityKind.LUNCH, ActivityKind.DROP_OFF])
                 writer.touch(
-                    liaison=liaison, practice=rng.choices(practices, weights)[0], kind=kind, day=day, planned=True
+                    liaison=liaison,
+                    practice=rng.choices(practices, cum_weights=weights)[0],
+                    kind=kind,
+                    day=day,
+                    planned=True,
                 )
         # Today's stops, so the week page has a route to drive.
         for _ in range(4):
             writer.touch(
                 liaison=liaison,
-                practice=rng.choices(practices, weights)[0],
+                practice=rng.choices(practices, cum_weights=weights)[0],
                 kind=ActivityKind.VISIT,
                 day=today,
                 planned=True,
