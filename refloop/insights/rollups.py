@@ -366,6 +366,24 @@ def rollup_sync_missing() -> int:
     return rollup_sync(missing)
 
 
+def rollup_sync_stale() -> int:
+    """Resync the referrals whose provider's territory, liaison or specialty changed by a path that saves no
+    model (the NPPES import's bulk updates): one join over the member rows finds them."""
+    from refloop.directory.models import ReferringProvider
+
+    member, provider = _q(RollupMember._meta.db_table), _q(ReferringProvider._meta.db_table)
+    sql = (
+        f"SELECT m.{_q('referral_id')} FROM {member} m JOIN {provider} p ON p.{_q('id')} = m.{_q('provider_id')} "  # noqa: S608
+        f"WHERE m.{_q('territory_id')} <> COALESCE(p.{_q('territory_id')}, 0) "
+        f"OR m.{_q('liaison_id')} <> COALESCE(p.{_q('liaison_id')}, 0) "
+        f"OR m.{_q('specialty')} <> SUBSTR(p.{_q('specialty')}, 1, 150)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        ids = [row[0] for row in cursor.fetchall()]
+    return rollup_sync(ids)
+
+
 def rollup_rebuild() -> int:
     """Recompute every rollup from the referrals (after a bulk load, or a change of holidays); returns members."""
     from refloop.referrals.models import Referral

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
+from refloop.directory.models import ReferringProvider
 from refloop.insights.models import ReferralRollup, RollupMember, SourceRollup
 from tests.insights.rollup_recount import assert_rollups_match_recount
 from tests.referrals.factories import referral
@@ -32,6 +33,15 @@ def test_sync_adds_only_the_referrals_not_counted(users, capsys):
     call_command("rollups", "sync")
     call_command("rollups", "sync")
     assert "Added 0 referrals" in capsys.readouterr().out
+    assert_rollups_match_recount()
+
+
+def test_sync_follows_provider_changes_made_in_bulk(users, capsys):
+    made = referral(by=users["coordinator"])
+    ReferringProvider.objects.filter(pk=made.referring_provider_id).update(specialty="Sports Medicine")  # no save()
+    call_command("rollups", "sync")
+    assert "resynced 1 whose provider changed" in capsys.readouterr().out
+    assert RollupMember.objects.get(pk=made.pk).specialty == "Sports Medicine"
     assert_rollups_match_recount()
 
 

@@ -1,5 +1,6 @@
 """`refloop rollups rebuild` recomputes the dashboard's rollups from the referrals (after a bulk load, a restore or
-a change of the practice's holidays); `refloop rollups sync` adds only referrals not counted yet."""
+a change of the practice's holidays); `refloop rollups sync` adds referrals not counted yet and resyncs those
+whose provider was changed in bulk (the NPPES import's updates save no model)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from refloop.insights.rollups import rollup_rebuild, rollup_sync_missing
+from refloop.insights.rollups import rollup_rebuild, rollup_sync_missing, rollup_sync_stale
 
 
 class Command(BaseCommand):
@@ -23,4 +24,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Rebuilt the rollups from {count:,} referrals in {time.perf_counter() - started:.1f} s.")
         else:
             count = rollup_sync_missing()
-            self.stdout.write(f"Added {count:,} referrals to the rollups in {time.perf_counter() - started:.1f} s.")
+            stale = rollup_sync_stale()
+            self.stdout.write(
+                f"Added {count:,} referrals to the rollups and resynced {stale:,} whose provider changed "
+                f"in {time.perf_counter() - started:.1f} s."
+            )
