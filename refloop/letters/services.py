@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Subquery, prefetch_related_objects
+from django.db.models import F, prefetch_related_objects
 from django.utils import timezone
 
 from refloop.accounts.audit import audit_record
@@ -217,6 +217,15 @@ def letter_send(*, by, **fields) -> Letter:
     return letter
 
 
+# The enabled rules of one step with their templates (LetterTemplate.kind is unique), in LetterRule's order. Plain
+# SQL: the same query built by the ORM (three Subquery annotations) cost 0.85 ms of CPU, this 0.15 ms (issue 8).
+_RULES_WITH_TEMPLATES = (
+    "SELECT r.id, r.step, r.kind, r.recipient, r.enabled, t.id AS template_pk, t.title AS template_title, "
+    "t.body AS template_body FROM letters_letterrule r LEFT JOIN letters_lettertemplate t ON t.kind = r.kind "
+    "WHERE r.step = %s AND r.enabled ORDER BY r.id"
+)
+
+
 def event_letters_queue(*, event: ReferralEvent, fresh: bool = False) -> list[Letter]:
     """The letters the practice switched on for this step, written and queued in the step's own transaction.
 
@@ -226,14 +235,7 @@ def event_letters_queue(*, event: ReferralEvent, fresh: bool = False) -> list[Le
     Every referral intake comes through here, so it reads as little as it can (issue 8): the rules and their
     templates in one query, and the referring practice (with its locations, for the address and the route) once.
     """
-    template_of = LetterTemplate.objects.filter(kind=OuterRef("kind"))
-    rules = list(
-        LetterRule.objects.filter(step=event.action, enabled=True).annotate(
-            template_pk=Subquery(template_of.values("pk")[:1]),
-            template_title=Subquery(template_of.values("title")[:1]),
-            template_body=Subquery(template_of.values("body")[:1]),
-        )
-    )
+    rules = list(LetterRule.objects.raw(_RULES_WITH_TEMPLATES, [event.action]))
     if not rules:
         return []
     referral = event.referral
