@@ -42,10 +42,13 @@ MAY_CHANGE = {"accounts.auditevent", "sessions.session", "axes.accessattempt", "
               "axes.accesslog", "letters.ratecounter"}  # fmt: skip
 
 
-def _walk(patterns, namespace=None):
+def _walk(patterns, namespace=None, prefix=""):
     for entry in patterns:
+        route = prefix + str(entry.pattern).lstrip("^")
+        if route.startswith(tuple(p.lstrip("/") for p in SKIP)):
+            continue  # machine interfaces and static files have corpora of their own
         if isinstance(entry, URLResolver):
-            yield from _walk(entry.url_patterns, entry.namespace or namespace)
+            yield from _walk(entry.url_patterns, entry.namespace or namespace, route)
         elif isinstance(entry, URLPattern) and entry.name:
             yield (f"{namespace}:{entry.name}" if namespace else entry.name), entry
 

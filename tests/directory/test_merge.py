@@ -94,6 +94,19 @@ def _status_link(practice) -> None:
     letters_services.status_link_create(practice=practice, by=None)
 
 
+def _source_alert(entry) -> None:
+    import datetime as dt
+
+    from refloop.insights.models import AlertKind, SourceAlert
+
+    key = "provider" if isinstance(entry, ReferringProvider) else "practice"
+    day = dt.date(2026, 10, 1)
+    SourceAlert.objects.create(
+        kind=AlertKind.SLIPPING, since=day, as_of=day, usual_per_month=8.0, recent_per_month=2.0, drop=-0.75,
+        confidence=0.95, **{key: entry},
+    )  # fmt: skip
+
+
 def _other_apps_planters() -> dict:
     from tests.outreach.factories import MERGE_PLANTERS
 
@@ -102,6 +115,8 @@ def _other_apps_planters() -> dict:
         "referrals.Referral.referring_practice": lambda entry: _referral(referring_practice=entry),
         "letters.Letter.provider": _letter,
         "letters.StatusLink.practice": _status_link,
+        "insights.SourceAlert.provider": _source_alert,
+        "insights.SourceAlert.practice": _source_alert,
         **MERGE_PLANTERS,
     }
 
