@@ -288,13 +288,16 @@ def referral_transition(
     referral: Referral,
     name: str,
     by=None,
+    by_label: str = "",
     role: str | None = None,
     data: dict[str, Any] | None = None,
     note: str = "",
     at: dt.datetime | None = None,
     expected_version: int | None = None,
 ) -> Referral:
-    """Move a referral one step along the loop (workflow.TRANSITIONS), or refuse with the reason."""
+    """Move a referral one step along the loop (workflow.TRANSITIONS), or refuse with the reason.
+
+    `by_label` names a caller that is not a person (an API key, an interface) in the history and audit trail."""
     data = dict(data or {})
     role = role or getattr(by, "role", None)
     now = timezone.now()
@@ -321,13 +324,17 @@ def referral_transition(
             action=name,
             from_state=from_state,
             by=by,
-            by_label="",
+            by_label=by_label,
             at=at,
             note=reason_note,
             data=_event_data(data),
         )
         audit_record(
-            actor=by, action=f"referral.{name}", target=current, detail={"from": from_state, "to": current.state}
+            actor=by,
+            actor_label=by_label,
+            action=f"referral.{name}",
+            target=current,
+            detail={"from": from_state, "to": current.state},
         )
     _announce(event, current)
     return current

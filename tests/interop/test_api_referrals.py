@@ -113,6 +113,16 @@ def test_a_step_needs_the_etag_the_referral_was_read_with():
     assert _step(client, referral.pk, "decline", {"reason": "x"}, etag=read["ETag"]).status_code == 412
 
 
+def test_a_step_made_by_a_key_names_the_key_in_the_history_and_the_audit_trail():
+    seeded, client = world(), key_client("referrals.edit", name="Epic referrals")
+    referral = seeded.referral
+    etag = f'"referral-{referral.pk}-v{referral.version}"'
+    assert _step(client, referral.pk, "accept", etag=etag).status_code == 200
+    assert referral.events.get(action="accept").by_label == "Epic referrals"
+    audit = AuditEvent.objects.get(target_id=str(referral.pk), action="referral.accept")
+    assert audit.actor is None and audit.actor_label == "Epic referrals"
+
+
 def test_a_step_the_loop_does_not_allow_is_refused_with_the_workflows_reason():
     seeded, client = world(), key_client("referrals.edit")
     referral = seeded.referral

@@ -359,6 +359,7 @@ def referral_transition(
             referral=referral,
             name=step.name,
             by=who.by,
+            by_label=who.label,
             role=who.role,
             data={field: given[field] for field in step.required if given.get(field) not in (None, "")},
             note=data.note.strip(),
