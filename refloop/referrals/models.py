@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -53,6 +53,17 @@ class Patient(PostalAddress):
     @staticmethod
     def make_name_key(first: str, last: str) -> str:
         return f"{last.strip().lower()}|{first.strip().lower()}"
+
+    @staticmethod
+    def name_key_prefix(prefix: str) -> Q:
+        """Patients whose name key starts with `prefix`, in a form the index on name_key answers.
+
+        SQLite's LIKE ignores case, so `startswith` there cannot use the index and scans every patient (0.5 s at
+        a million); the key is already lower case, so a range over it is the same set and uses the index.
+        """
+        if connection.vendor == "sqlite":
+            return Q(name_key__gte=prefix, name_key__lt=prefix + "\U0010ffff")
+        return Q(name_key__startswith=prefix)
 
     def save(self, *args, **kwargs):
         self.name_key = self.make_name_key(self.first_name, self.last_name)

@@ -49,10 +49,10 @@ def _patient_condition(query: str) -> Q | None:
     if len(names) == 1:
         # The MRN as typed or upper-cased, compared exactly, so the unique index answers (not a table scan).
         mrn = next(w for w in typed if w.lower() == names[0])
-        condition = Q(name_key__startswith=f"{names[0]}|") | Q(mrn__in={mrn, mrn.upper()})
+        condition = Patient.name_key_prefix(f"{names[0]}|") | Q(mrn__in={mrn, mrn.upper()})
     elif len(names) >= 2:
         first, last = names[0], names[-1]
-        condition = Q(name_key__startswith=f"{last}|{first}") | Q(name_key__startswith=f"{first}|{last}")
+        condition = Patient.name_key_prefix(f"{last}|{first}") | Patient.name_key_prefix(f"{first}|{last}")
     elif birth_date is None:
         return None
     if birth_date is not None:

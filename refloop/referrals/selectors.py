@@ -169,6 +169,6 @@ def patient_choices(
     if last_name and birth_date:
         seen = {c.patient.pk for c in found}
         prefix = Patient.make_name_key("", last_name)  # "last|": the name key starts with the last name
-        similar = Patient.objects.filter(name_key__startswith=prefix, birth_date=birth_date).exclude(pk__in=seen)
+        similar = Patient.objects.filter(Patient.name_key_prefix(prefix), birth_date=birth_date).exclude(pk__in=seen)
         found += [PatientChoice(p, "same last name and date of birth") for p in similar.order_by("pk")[:limit]]
     return found[:limit]
