@@ -12,8 +12,8 @@ Three tables (refloop/insights/models.py):
   read the full cuboid, narrowed by those filters. Distributions (time to contact, to appointment, report
   turnaround in business days) are histogram columns, so medians, 90th percentiles and "within target" come
   from sums too, for whatever target the practice sets later.
-- SourceRollup, the sums per source (provider, practice, other source) and month: top sources, new sources,
-  growing sources.
+- SourceRollup, the sums per source (provider, practice, other source), month and the source-level filters
+  (territory, liaison, specialty) plus urgency: top sources, new sources, growing sources.
 
 Grain is the month: periods on the dashboard are whole months, which is how a manager compares them.
 
@@ -269,11 +269,12 @@ def _apply(
     ):
         source_branches.append(
             f"SELECT %s AS kind, m.{_q(column)} AS source_id, m.month AS month, m.territory_id AS territory_id, "  # noqa: S608
-            "m.liaison_id AS liaison_id, m.specialty AS specialty, m.scheduled AS scheduled, m.seen AS seen "
+            "m.liaison_id AS liaison_id, m.specialty AS specialty, m.urgency AS urgency, m.scheduled AS scheduled, "
+            "m.seen AS seen "
             f"FROM {member} m WHERE m.{_q(column)} <> 0 AND ({where})"
         )
         source_params.extend([kind.value, *params])
-    source_key = ["kind", "source_id", "month", "territory_id", "liaison_id", "specialty"]
+    source_key = ["kind", "source_id", "month", "territory_id", "liaison_id", "specialty", "urgency"]
     source_group = ", ".join(f"x.{_q(c)}" for c in source_key)
     source_select = (
         f"SELECT {source_group}, {s}COUNT(*), {s}SUM(CASE WHEN x.scheduled THEN 1 ELSE 0 END), "  # noqa: S608

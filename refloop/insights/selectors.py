@@ -29,7 +29,7 @@ from refloop.insights.models import (
 )
 from refloop.insights.rollups import TEXT_DIMENSIONS, cuboid_for
 
-SOURCE_LEVEL = frozenset({"territory_id", "liaison_id", "specialty"})  # dimensions SourceRollup keeps
+SOURCE_LEVEL = frozenset({"territory_id", "liaison_id", "specialty", "urgency"})  # dimensions SourceRollup keeps
 TOP = 10
 LOST_LABELS = {
     "went_elsewhere": "Went elsewhere",
@@ -246,7 +246,8 @@ _MEMBER_COLUMN = {SourceKind.PROVIDER: "provider_id", SourceKind.PRACTICE: "prac
 
 def _source_rows(filters: Filters, kind: str, first: dt.date, last: dt.date) -> tuple[QuerySet, str]:
     """Per-source rows of the period and the column naming the source: SourceRollup when the filters are all
-    source-level (territory, liaison, specialty), else the member rows, narrowed by every filter."""
+    ones it keeps (territory, liaison, specialty, urgency), else the member rows, narrowed by every filter (an
+    index led by location, clinician or payer reads only that value's rows of the period)."""
     dims = filters.dimensions()
     if set(dims) <= SOURCE_LEVEL:
         rows = SourceRollup.objects.filter(kind=kind, month__gte=first, month__lte=last, **dims)

@@ -58,7 +58,7 @@ def recount() -> tuple[dict, dict, dict]:
             cube[(number, m.month, *dims)].update(measures)
         for kind, source_id in (("provider", m.provider_id), ("practice", m.practice_id), ("other", m.other_source_id)):
             if source_id:
-                key = (kind, source_id, m.month, m.territory_id, m.liaison_id, m.specialty)
+                key = (kind, source_id, m.month, m.territory_id, m.liaison_id, m.specialty, m.urgency)
                 sources[key].update({"received": 1, "scheduled": int(m.scheduled), "seen": int(m.seen)})
     cube_rows = {k: tuple(round(v.get(name, 0), 2) for name in MEASURES) for k, v in cube.items()}
     source_rows = {k: (v["received"], v["scheduled"], v["seen"]) for k, v in sources.items()}
@@ -74,7 +74,9 @@ def stored() -> tuple[dict, dict, dict]:
         for row in ReferralRollup.objects.exclude(received=0)
     }
     sources = {
-        (r.kind, r.source_id, r.month, r.territory_id, r.liaison_id, r.specialty): (r.received, r.scheduled, r.seen)
+        (r.kind, r.source_id, r.month, r.territory_id, r.liaison_id, r.specialty, r.urgency): (
+            r.received, r.scheduled, r.seen
+        )
         for r in SourceRollup.objects.exclude(received=0)
     }
     return members, cube, sources

@@ -9,8 +9,9 @@ from django.utils import timezone
 
 from refloop.insights import selectors
 from refloop.insights.filters import Filters, add_months
+from refloop.practice.models import Location
 from tests.directory.factories import provider
-from tests.referrals.factories import referral
+from tests.referrals.factories import location, referral
 
 pytestmark = pytest.mark.django_db
 
@@ -45,10 +46,36 @@ def test_new_growing_and_top_sources(users, period):
         (grower.pk, 4), (newcomer.pk, 2), (old_friend.pk, 1),
     ]  # fmt: skip
 
-    urgent = Filters(start=start, end=end, values={"urgency": "urgent"})  # read from the member rows
+    urgent = Filters(start=start, end=end, values={"urgency": "urgent"})  # read from the per-source sums
     assert [s["id"] for s in selectors.new_sources(urgent)] == [newcomer.pk]
     assert [(s["id"], s["received"]) for s in selectors.top_sources(urgent, "provider")] == [(newcomer.pk, 2)]
     assert selectors.growing_sources(urgent) == []
+
+
+def test_location_and_urgency_filters_count_only_the_referrals_they_match(users, period):
+    start, end = period
+    north = Location.objects.create(
+        name="North clinic", address_line1="1 North St", city="Columbus", state="OH", postal_code="43221"
+    )
+    main, by = location(), users["coordinator"]
+    busy, steady = provider(last_name="Busy"), provider(last_name="Steady")
+    for _ in range(3):
+        referral(by=by, source=busy, received_at=_at(end), location=main, urgency="routine")
+    referral(by=by, source=steady, received_at=_at(add_months(start, -1)), location=north, urgency="stat")
+    for _ in range(2):
+        referral(by=by, source=steady, received_at=_at(start), location=north, urgency="stat")
+
+    def top(**values):
+        return [(s["id"], s["received"]) for s in selectors.top_sources(Filters(start, end, values), "provider")]
+
+    assert top(location=north.pk) == [(steady.pk, 2)]  # from the member rows
+    assert top(location=main.pk) == [(busy.pk, 3)]
+    assert top(urgency="stat") == [(steady.pk, 2)]  # from the per-source sums
+    assert top(urgency="stat", location=main.pk) == []
+    north_stat = Filters(start, end, {"location": north.pk, "urgency": "stat"})
+    assert [(s["id"], s["before"]) for s in selectors.growing_sources(north_stat)] == []  # 2 is under 3
+    assert [s["id"] for s in selectors.new_sources(Filters(start, end, {"urgency": "routine"}))] == [busy.pk]
+    assert selectors.new_sources(Filters(start, end, {"urgency": "stat"})) == []  # steady sent one before
 
 
 def test_the_dashboard_loads_the_source_lists_after_it_renders(users, client_as, period):
