@@ -4,6 +4,7 @@ with office staff, other sources, tiers by volume, and a few planted duplicates 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import itertools
 
 from refloop.demo import DemoContext, bulk
@@ -149,10 +150,18 @@ def _npi(rng, used: set[str], first_digit: str) -> str:
             return npi
 
 
+def _default_tiers() -> dict[str, Tier]:
+    """The A/B/C tiers the migration seeds, put back if a test's flush of the database removed them."""
+    seeded = importlib.import_module("refloop.directory.migrations.0003_default_tiers").DEFAULT_TIERS
+    for code, label, days, rank in seeded:
+        Tier.objects.get_or_create(code=code, defaults={"label": label, "target_visit_days": days, "rank": rank})
+    return {t.code: t for t in Tier.objects.all()}
+
+
 def build(ctx: DemoContext) -> None:
     rng, fake = ctx.rng, ctx.fake
     territories = {t.name: t for t in Territory.objects.select_related("liaison")}
-    tiers = {t.code: t for t in Tier.objects.all()}
+    tiers = _default_tiers()
     used_npis: set[str] = set()
     used_names: set[str] = set()
 
