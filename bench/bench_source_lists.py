@@ -6,7 +6,8 @@ practices, 15% of referrals from other sources; 6 locations, 30 clinicians, 12 p
 urgent/stat, 12 territories with their liaisons, 20 specialties. The per-source sums are then built from the
 member rows by the rollups' own SQL. A sample is one `selectors.source_lists(filters)` call: the four lists the
 htmx partial /insights/sources/ renders (the template and the names lookup aside). Periods end at the last
-complete month and last 1, 3, 3, 6, 12 or 24 months.
+complete month and last 1, 3, 3, 6, 12 or 24 months. On PostgreSQL the rollup tables are vacuumed and analysed
+first, as autovacuum keeps them; SQLite gets no ANALYZE (no installation runs it).
 
 Run: `.venv/bin/python -m bench bench_source_lists` (both legs), or one leg:
 `.venv/bin/python -m bench.bench_source_lists --legs sqlite` (`--refill` to fill the tables again).
@@ -121,9 +122,6 @@ def _fill(end) -> None:
                 cursor.executemany(insert, batch)
         # The rollups' own SQL, from the member rows: the per-source sums (and the unfiltered cuboid with them).
         rollups._apply("1 = 1", [], sign=1, cuboids=(0,), with_sources=True)
-    if connection.vendor == "postgresql":  # autovacuum would; SQLite installations never run ANALYZE
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
 
 
 def _leg(refill: bool) -> None:
@@ -133,6 +131,8 @@ def _leg(refill: bool) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from django.db import connection
+
     from refloop.insights import selectors
     from refloop.insights.filters import Filters, add_months, default_period
     from refloop.insights.models import RollupMember, SourceRollup
@@ -143,6 +143,10 @@ def _leg(refill: bool) -> None:
         started = time.perf_counter()
         _fill(end)
         fill_s = round(time.perf_counter() - started, 1)
+    if connection.vendor == "postgresql":  # as autovacuum leaves them after a migration rewrote the sums
+        with connection.cursor() as cursor:
+            for model in (RollupMember, SourceRollup):
+                cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
     rng = random.Random(7)
     options = {

@@ -7,7 +7,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from refloop.insights.filters import Filters, add_months, months_between
 from refloop.insights.models import (
@@ -233,11 +234,12 @@ class SourceLists:
 
 
 def source_lists(filters: Filters) -> SourceLists:
+    providers = provider_lists(filters)
     return SourceLists(
-        top_providers=top_sources(filters, SourceKind.PROVIDER),
+        top_providers=providers["top"],
         top_practices=top_sources(filters, SourceKind.PRACTICE),
-        new_sources=new_sources(filters),
-        growing_sources=growing_sources(filters),
+        new_sources=providers["new"],
+        growing_sources=providers["growing"],
     )
 
 
@@ -259,7 +261,7 @@ def _source_rows(filters: Filters, kind: str, first: dt.date, last: dt.date) -> 
 
 def _count(column: str, condition: Q | None = None):
     if column == "source_id":
-        return Sum("received", filter=condition)
+        return Coalesce(Sum("received", filter=condition), 0)
     return Count("pk", filter=condition)
 
 
@@ -271,49 +273,65 @@ def _names(kind: str, ids: list[int]) -> dict[int, str]:
 
 
 def top_sources(filters: Filters, kind: str, limit: int = TOP) -> list[dict]:
+    if kind == SourceKind.PROVIDER:
+        return provider_lists(filters, limit)["top"]
     rows, column = _source_rows(filters, kind, filters.start, filters.end)
     ranked = list(rows.values(column).annotate(total=_count(column)).order_by("-total", column)[:limit])
     names = _names(kind, [r[column] for r in ranked])
     return [{"id": r[column], "name": names.get(r[column], "?"), "received": r["total"]} for r in ranked]
 
 
-def new_sources(filters: Filters, limit: int = TOP) -> list[dict]:
-    """Providers new to the practice: their first referral ever came in this period (and, under filters, one of
-    the period's referrals matches them)."""
-    rows, column = _source_rows(filters, SourceKind.PROVIDER, filters.start, filters.end)
-    grouped = rows.values(column).annotate(total=_count(column)).order_by()
+def provider_lists(filters: Filters, limit: int = TOP) -> dict[str, list[dict]]:
+    """The top, new and growing referring providers, from one pass over the period and the one just before.
+
+    - top: most referrals in the period;
+    - new: their first referral ever came in this period (and, under filters, one of the period's referrals
+      matches them);
+    - growing: at least 3 referrals, and half as many again as in the period just before.
+    Each per-source sum is computed once for the three lists (one statement), not once per list."""
+    previous = add_months(filters.start, -filters.months)
+    rows, column = _source_rows(filters, SourceKind.PROVIDER, previous, filters.end)
+    now = Q(month__gte=filters.start)
+    grouped = rows.values(column).annotate(total=_count(column, now), before=_count(column, ~now)).order_by()
     sql, params = grouped.query.sql_with_params()
     q = connection.ops.quote_name
-    # In HAVING, so the earlier-referral probe runs once per source, not once per row of the period.
+    source, total, before = f"s.{q(column)}", f"s.{q('total')}", f"s.{q('before')}"
+    # The earlier-referral probe runs only for the sources with no referral in the period just before.
     first_referral = (
         f"NOT EXISTS (SELECT 1 FROM {q(RollupMember._meta.db_table)} e "  # noqa: S608 - names from the models
-        f"WHERE e.{q('provider_id')} = {q(rows.model._meta.db_table)}.{q(column)} AND e.{q('month')} < %s)"
+        f"WHERE e.{q('provider_id')} = {source} AND e.{q('month')} < %s)"
     )
-    order = f"ORDER BY n.total DESC, n.{q(column)} LIMIT {int(limit)}"
-    final = f"SELECT * FROM ({sql} HAVING {first_referral}) n {order}"  # noqa: S608 - built above from names
+    lists = {
+        "top": (f"{total} > 0", f"{total} DESC"),
+        "new": (f"{total} > 0 AND {before} = 0 AND {first_referral}", f"{total} DESC"),
+        "growing": (f"{total} >= 3 AND {before} > 0 AND {total} >= {before} * 1.5", f"{before} - {total}"),
+    }
+    parts = [
+        f"SELECT * FROM (SELECT '{name}', {source}, {total}, {before} FROM s "  # noqa: S608 - names and fixed words
+        f"WHERE {where} ORDER BY {order}, {source} LIMIT {int(limit)}) {q('list_' + name)}"
+        for name, (where, order) in lists.items()
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(final, [*params, filters.start])
+        cursor.execute(f"WITH s AS ({sql}) {' UNION ALL '.join(parts)}", [*params, filters.start])
         ranked = cursor.fetchall()
-    names = _names(SourceKind.PROVIDER, [pk for pk, _ in ranked])
-    return [{"id": pk, "name": names.get(pk, "?"), "received": total} for pk, total in ranked]
+    names = _names(SourceKind.PROVIDER, [row[1] for row in ranked])
+    out: dict[str, list[dict]] = {name: [] for name in lists}
+    for name, pk, received, earlier in ranked:
+        entry = {"id": pk, "name": names.get(pk, "?"), "received": received}
+        if name == "growing":
+            entry["before"] = earlier
+        out[name].append(entry)
+    return out
+
+
+def new_sources(filters: Filters, limit: int = TOP) -> list[dict]:
+    """Providers new to the practice (see provider_lists)."""
+    return provider_lists(filters, limit)["new"]
 
 
 def growing_sources(filters: Filters, limit: int = TOP) -> list[dict]:
     """Providers sending at least 3 referrals and half as many again as in the period just before."""
-    previous = add_months(filters.start, -filters.months)
-    rows, column = _source_rows(filters, SourceKind.PROVIDER, previous, filters.end)
-    now = Q(month__gte=filters.start)
-    ranked = list(
-        rows.values(column)
-        .annotate(total=_count(column, now), before=_count(column, ~now))
-        .filter(Q(total__gte=3), Q(before__gt=0), Q(total__gte=F("before") * 1.5))
-        .order_by(F("before") - F("total"), column)[:limit]
-    )
-    names = _names(SourceKind.PROVIDER, [r[column] for r in ranked])
-    return [
-        {"id": r[column], "name": names.get(r[column], "?"), "received": r["total"], "before": r["before"]}
-        for r in ranked
-    ]
+    return provider_lists(filters, limit)["growing"]
 
 
 def open_alerts(filters: Filters) -> list[SourceAlert]:
