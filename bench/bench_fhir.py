@@ -20,14 +20,13 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from bench.common import BENCH_DIR, PG_ADMIN_URL, ROOT, leg_env, load_average, table
+from bench.common import BENCH_DIR, PG_ADMIN_URL, ROOT, free_port, leg_env, load_average, percentile, table
 
 NAME = "fhir"
 DATABASE = f"refloop_bench_{NAME}"
@@ -39,11 +38,6 @@ FIRST = ["Ana", "Ben", "Carla", "Dev", "Eve", "Femi", "Gus", "Hana", "Ivo", "Jun
 LAST = ["Shaw", "Baxter", "Okafor", "Nguyen", "Silva", "Kowalski", "Haddad", "Moreau", "Tanaka", "Rossi"]
 REASONS = ["Knee pain after a fall", "Rotator cuff tear on MRI", "Lumbar radiculopathy", "Suspected meniscal tear"]
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _recreate_database() -> None:
@@ -177,9 +171,6 @@ def _used(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
-
 
 def run(seconds: float, warmup: float, clients: int, workers: int, threads: int) -> None:
     env = leg_env("postgres", NAME)
@@ -192,7 +183,7 @@ def run(seconds: float, warmup: float, clients: int, workers: int, threads: int)
     setup = subprocess.run([sys.executable, "-m", "bench.bench_fhir", "--setup"], env=env, cwd=ROOT,
                            check=True, capture_output=True, text=True)  # fmt: skip
     given = json.loads(setup.stdout.strip().splitlines()[-1])
-    port = _free_port()
+    port = free_port()
     log = open(BENCH_DIR / f"{NAME}-web.log", "w")  # noqa: SIM115 - open for the server's lifetime
     server = subprocess.Popen(
         [BIN / "refloop", "serve", "--port", str(port), "--workers", str(workers), "--threads", str(threads)],
@@ -221,10 +212,10 @@ def run(seconds: float, warmup: float, clients: int, workers: int, threads: int)
         log.close()
     ordered = sorted(load.latencies)
     rate = len(ordered) / elapsed
-    p99 = _percentile(ordered, 0.99)
+    p99 = percentile(ordered, 0.99)
     rows = [[
         "POST /fhir/ServiceRequest", clients, f"{workers}x{threads}", len(ordered), len(load.errors), rate,
-        _percentile(ordered, 0.50), _percentile(ordered, 0.95), p99,
+        percentile(ordered, 0.50), percentile(ordered, 0.95), p99,
         "yes" if rate >= TARGET_RATE and p99 < TARGET_P99_MS and not load.errors else "NO",
     ]]  # fmt: skip
     header = ["interaction", "clients", "gunicorn", "201s", "errors", "per s", "p50 ms", "p95 ms", "p99 ms",

@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import BENCH_DIR, PG_ADMIN_URL, ROOT, summary, table
+from bench.common import BENCH_DIR, PG_ADMIN_URL, ROOT, free_port, load_average, summary, table
 
 DATABASE = "refloop_bench_load"
 TEMPLATE = "refloop_bench_load_template"
@@ -40,11 +40,6 @@ TOTP_KEY = "3132333435363738393031323334353637383930"  # the bench managers' aut
 ROLES = ["coordinator"] * 22 + ["liaison"] * 8 + ["clinician"] * 6 + ["manager"] * 4
 BIN = Path(sys.executable).parent
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _psql(sql: str, params: list | None = None) -> None:
@@ -131,7 +126,7 @@ class Sink:
         from aiosmtpd.controller import Controller
 
         self.received: Counter[str] = Counter()
-        self.port = _free_port()
+        self.port = free_port()
         sink = self
 
         class Handler:
@@ -438,7 +433,7 @@ def main(seconds: int = 120, users: int = 40) -> None:
         _psql(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
         _psql(f'CREATE DATABASE "{DATABASE}" TEMPLATE "{TEMPLATE}"')
         subprocess.run([BIN / "refloop", "migrate", "--verbosity", "0"], env=env, check=True, cwd=ROOT)
-        port = _free_port()
+        port = free_port()
         processes = Processes(env, port, log_dir)
         processes.start_web()
         processes.start_worker()
@@ -480,10 +475,10 @@ def main(seconds: int = 120, users: int = 40) -> None:
     rows = []
     for label, samples in sorted(ledger.samples.items()):
         figures = summary(samples)
-        rows.append([label, figures["n"], figures["p50"], figures["p95"], _p99(samples), figures["max"]])
+        rows.append([label, figures["n"], figures["p50"], figures["p95"], figures["p99"], figures["max"]])
     overall = summary(all_samples)
-    rows.append(["ALL", overall["n"], overall["p50"], overall["p95"], _p99(all_samples), overall["max"]])
-    print(f"{users} users for {elapsed:.0f} s on PostgreSQL; {'; '.join(faults)}; load {_loadavg()}")
+    rows.append(["ALL", overall["n"], overall["p50"], overall["p95"], overall["p99"], overall["max"]])
+    print(f"{users} users for {elapsed:.0f} s on PostgreSQL; {'; '.join(faults)}; load {load_average()}")
     print(table(rows, ["request", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"]))
     print(f"status classes: {dict(ledger.statuses)}; refused connections while restarting: {ledger.unavailable}")
     print(f"server errors: {len(ledger.server_errors)} {ledger.server_errors[:5]}")
@@ -493,13 +488,6 @@ def main(seconds: int = 120, users: int = 40) -> None:
     print(f"target: zero server errors, p95 < 300 ms, every record accounted for: {verdict}")
 
 
-def _p99(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))] if ordered else 0.0
-
-
-def _loadavg() -> str:
-    return Path("/proc/loadavg").read_text().split()[0]
 
 
 def _check(path: str) -> int:

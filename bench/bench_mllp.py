@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 
-from bench.common import ROOT, leg_env, load_average, table
+from bench.common import ROOT, free_port, leg_env, load_average, percentile, table
 
 LEGS = ("sqlite", "postgres")
 RATE = 200  # messages per second offered in the sustained run
@@ -139,18 +139,15 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
 
 def _figures(latencies: list[float], refused: int, seconds: float) -> dict:
     ordered = sorted(latencies)
     return {
         "n": len(ordered),
         "rate": len(ordered) / seconds,
-        "p50": _percentile(ordered, 0.5),
-        "p95": _percentile(ordered, 0.95),
-        "p99": _percentile(ordered, 0.99),
+        "p50": percentile(ordered, 0.5),
+        "p95": percentile(ordered, 0.95),
+        "p99": percentile(ordered, 0.99),
         "max": ordered[-1],
         "refused": refused,
     }
@@ -215,7 +212,7 @@ def _leg() -> None:
     def npi() -> str:
         return rng.choice(known) if rng.random() < 0.9 else make_npi(f"1{rng.randrange(10**8):08d}")
 
-    port = _free_port()
+    port = free_port()
     log = open(os.path.join(os.environ["REFLOOP_DATA_DIR"], "listener.log"), "w")  # noqa: SIM115
     # production settings for the listener (DEBUG keeps a log of every query)
     production = os.environ | {"REFLOOP_DEBUG": "0", "REFLOOP_SECRET_KEY": secrets.token_urlsafe(50)}
@@ -254,13 +251,6 @@ def _leg() -> None:
         log.close()
     print(json.dumps({"load": load_average(), "runs": runs}))
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -64,10 +64,29 @@ def timed(fn: Callable[[], object], repeat: int) -> list[float]:
     return samples
 
 
+def percentile(ordered: list[float], q: float) -> float:
+    """The q-quantile (0.95, 0.99) of already sorted samples, nearest rank; NaN when there are none."""
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
+
+
 def summary(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return {"n": len(samples), "p50": statistics.median(ordered), "p95": p95, "max": ordered[-1]}
+    return {
+        "n": len(samples),
+        "p50": statistics.median(ordered),
+        "p95": percentile(ordered, 0.95),
+        "p99": percentile(ordered, 0.99),
+        "max": ordered[-1],
+    }
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now, for a server a benchmark starts."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def table(rows: list[list[object]], header: list[str]) -> str:
