@@ -1,15 +1,19 @@
-"""A transaction that meets a deadlock is run again; a message that fails inside refloop is answered AE 207 and
-kept for review without its MSH-10, so the sender's resend is processed again instead of answered alike."""
+"""The worker's step: a batch that meets a deadlock is run again; a message answered AA whose referral then
+fails lands "failed" with the reason (never lost), a resend gets the first answer, and once the cause is fixed
+`refloop hl7 requeue-failed` and the next drain make the referral."""
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 from django.db import OperationalError
 
 from refloop.interop.hl7 import inbound
 from refloop.interop.models import InterfaceMessage
 from refloop.referrals.models import Referral
-from tests.interop.hl7_messages import ONC_OMG, ack_fields, reference_text
+from tests.interop.hl7_messages import ONC_OMG, reference_text
 
 pytestmark = pytest.mark.django_db
 
@@ -39,17 +43,24 @@ def test_a_deadlock_is_retried_and_the_referral_made_once(monkeypatch, reference
     assert InterfaceMessage.objects.get().status == "accepted"
 
 
-def test_a_failure_inside_refloop_is_ae_207_and_the_resend_is_taken(monkeypatch, reference_dir):
+def test_a_failure_after_the_aa_is_kept_failed_with_its_reason_and_can_be_queued_again(monkeypatch, reference_dir):
     raw = reference_text(reference_dir, ONC_OMG).encode()
     failing_first(monkeypatch, RuntimeError("a bug"))
 
-    failed = inbound.hl7_message_receive(raw=raw, via="test")
+    first = inbound.hl7_message_receive(raw=raw, via="test")
     resent = inbound.hl7_message_receive(raw=raw, via="test")
 
-    err = ack_fields(failed.ack)["ERR"]
-    assert (failed.code, err[3].split("^")[0]) == ("AE", "207")
-    assert "again later" in err[8]
-    assert resent.code == "AA" and not resent.duplicate
-    assert Referral.objects.count() == 1
-    kept = InterfaceMessage.objects.get(status="error")
-    assert kept.control_id == "" and kept.payload.startswith("MSH|")
+    assert first.code == "AA" and resent.duplicate and resent.ack == first.ack
+    kept = InterfaceMessage.objects.get()
+    assert kept.status == "failed" and kept.control_id == "17882" and kept.payload.startswith("MSH|")
+    assert "not made a referral" in kept.detail and "RuntimeError" in kept.detail
+    assert not Referral.objects.exists()
+
+    out = StringIO()
+    call_command("hl7", "requeue-failed", stdout=out)
+    assert out.getvalue().startswith("1 inbound message")
+    assert InterfaceMessage.objects.get().status == "queued"
+    inbound.inbound_drain()  # the body of the worker's hl7_inbound_drain task
+
+    kept.refresh_from_db()
+    assert kept.status == "accepted" and kept.referral == Referral.objects.get()

@@ -8,8 +8,10 @@ import subprocess
 import sys
 
 import pytest
+from django_tasks_db.models import DBTaskResult
 
 from refloop.interop.hl7.mllp import MllpClient, wait_for_port
+from refloop.interop.hl7.tasks import hl7_inbound_drain
 from refloop.referrals.models import Referral
 from tests.interop.hl7_messages import ONC_OMG, ack_fields, reference_text
 from tests.letters.conftest import ROOT, database_for_other_process, free_port
@@ -40,4 +42,8 @@ def test_the_listener_command_takes_a_referral_and_stops_on_sigterm(reference_di
         assert "HL7 MLLP listener stopped" in output
 
     assert ack_fields(answer)["MSA"][1:3] == ["AA", "17882"]
+    # The listener queued the message and a drain for the worker; the worker's task makes the referral.
+    drains = DBTaskResult.objects.ready().filter(task_path=hl7_inbound_drain.module_path)
+    assert drains.count() == 1
+    assert hl7_inbound_drain.call() == "1 referral message(s) accepted, 0 failed"
     assert Referral.objects.get().patient.last_name == "Packton"

@@ -1,4 +1,5 @@
-"""The MLLP listener over real TCP: referrals in, an ACK for each, a malformed one refused, a resend recognised."""
+"""The MLLP listener over real TCP: referrals in, an ACK for each, a malformed one refused, a resend recognised;
+then the worker's drain task makes the referrals of the messages the listener queued."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import socket
 import pytest
 
 from refloop.interop.hl7.mllp import MllpClient, MllpServer
+from refloop.interop.hl7.tasks import hl7_inbound_drain
 from refloop.interop.models import InterfaceMessage
 from refloop.referrals.models import Referral
 from tests.interop.hl7_messages import HAPI_REF, ONC_OMG, ack_fields, reference_text, set_field
@@ -37,6 +39,12 @@ def test_referrals_malformed_and_resent_messages_on_one_connection(listener, ref
     assert ack_fields(refused)["ERR"][2] == "PID^1^7^1"
     assert resent == first  # the original ACK, byte for byte
     assert ack_fields(hapi)["MSA"][1] == "AA"
+    statuses = dict(InterfaceMessage.objects.values_list("control_id", "status").exclude(control_id=""))
+    assert statuses == {"17882": "queued", "17990": "rejected"}  # answered AA, the referral is the worker's
+    assert not Referral.objects.exists()
+
+    assert hl7_inbound_drain.call() == "2 referral message(s) accepted, 0 failed"
+
     assert Referral.objects.count() == 2
     assert set(Referral.objects.values_list("patient__last_name", flat=True)) == {"Packton", "aaa"}
     statuses = dict(InterfaceMessage.objects.values_list("control_id", "status").exclude(control_id=""))
@@ -58,6 +66,7 @@ def test_several_senders_at_once_each_get_their_answers(listener, reference_dir)
             client.close()
 
     assert all(ack_fields(a)["MSA"][1:3] == ["AA", cid] for cid, a in answers)
+    hl7_inbound_drain.call()
     assert Referral.objects.count() == 12
 
 
@@ -72,4 +81,5 @@ def test_bytes_outside_frames_are_ignored_and_a_split_frame_is_joined(listener, 
 
     assert answer.startswith(b"\x0bMSH|")
     assert ack_fields(answer[1:-2].decode())["MSA"][1] == "AA"
+    hl7_inbound_drain.call()
     assert Referral.objects.count() == 1

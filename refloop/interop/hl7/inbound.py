@@ -1,13 +1,30 @@
-"""One inbound HL7 message, from the MLLP listener or a file: recognised if resent, read, acted on, answered.
+"""One inbound HL7 message: validated and queued by the listener (answered at once), made a referral by the worker.
 
-The rules:
-- The message row (InterfaceMessage, unique per sender and MSH-10), the referral and the ACK are written in one
-  transaction. A message resent with the same MSH-10 gets the ACK recorded the first time and creates nothing;
-  two copies arriving at once meet at the unique index and the second gets the first one's answer.
-- A message that cannot be used creates nothing (the referral, patient and provider are in the transaction that
-  is rolled back) and is kept with the refusal, so the interface log shows what came in and why it was refused.
+Two halves, as an engine's "respond after source" / HL7 accept acknowledgment expects:
+
+1. hl7_message_accept (the MLLP listener): the message is parsed and read in full (structure, required fields,
+   formats, codes, the NPI's check digit, the patient's and new provider's fields as the models validate them),
+   so everything that can be refused is refused here, with AE/AR and an ERR naming the segment and field. A good
+   message is committed to InterfaceMessage with status "queued" and the AA it was answered with, in one INSERT:
+   the unique index on (sender, MSH-10) recognises a resend, which gets the first answer again, byte for byte.
+   Nothing else is written, so the listener costs about a millisecond of CPU per message and answers in a few.
+2. inbound_drain (the `hl7_inbound_drain` task of `refloop worker`): queued messages are made referrals,
+   several per transaction (oldest first; PostgreSQL workers claim them with SKIP LOCKED). Each becomes
+   "accepted" with its referral. One that fails there (rare: everything the sender can fix was checked by the
+   listener, and an unknown provider is created for review, as before) becomes "failed" with the reason in
+   `detail`, in the same transaction; it keeps its payload, and `refloop hl7 requeue-failed` queues it again
+   once the cause is fixed. A deadlock or a locked database runs the batch again; a message is never lost:
+   it stays "queued" until a drain commits it accepted or failed.
+   The listener queues a drain when it has taken messages (at most every KICK_SECONDS, and at its start when
+   messages are waiting); the worker queues one at its start; a drain that runs out of time queues the next.
+
+hl7_message_receive does both at once (the file ingestion and the tests): the ACK, and the referral made.
+
+- A message that cannot be used creates nothing and is kept with the refusal, so the interface log shows what
+  came in and why it was refused.
 - A message without MSH-10 (the standard requires it; the HAPI REF^I12 example has none) is taken, but only the
-  sender's own referral id (RF1-6, ORC-2) can then recognise a resend: it is the referral's idempotency key.
+  sender's own referral id (RF1-6, ORC-2) can then recognise a resend: it is the referral's idempotency key (the
+  listener answers "already received" when that referral exists, the worker makes it once in any case).
 
 Referring providers: matched by NPI (PRD-7, or ORC-12/OBR-16 with the NPI assigning authority or identifier
 type). An NPI not in the directory creates the provider (source "Created from a referral"), as the intake
@@ -19,11 +36,14 @@ bring such a record together with the real one later, and the sender's identifie
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, connections, transaction
 from django.db.models import F
 
 from refloop.accounts.audit import audit_record
@@ -31,15 +51,21 @@ from refloop.directory.models import ReferringProvider, Source
 from refloop.directory.services import provider_create
 from refloop.interop.hl7 import mapping
 from refloop.interop.hl7.ack import ack_code_of, ack_for
-from refloop.interop.hl7.parse import Message, parse
+from refloop.interop.hl7.parse import Message, charset_of, parse
 from refloop.interop.hl7.problems import INTERNAL_ERROR, Problem
 from refloop.interop.models import InterfaceMessage
-from refloop.referrals.models import Channel, Referral
-from refloop.referrals.services import referral_receive
+from refloop.referrals.models import Channel, Patient, Referral
+from refloop.referrals.services import PATIENT_FIELDS, referral_receive
 
 log = logging.getLogger(__name__)
 Status = InterfaceMessage.Status
-TRIES = 3  # a transaction that meets a deadlock or a locked database is run again this many times in all
+TRIES = 3  # a batch that meets a deadlock or a locked database is run again this many times in all
+BATCH = 50  # messages claimed per worker transaction
+# A batch commits after this long even if it has more: on SQLite the transaction holds the one write lock, which
+# the listener's INSERTs wait for (their ACK latency); on PostgreSQL it only holds the audit chain's lock.
+BATCH_SECONDS = {"sqlite": 0.04, "postgresql": 0.5}
+DRAIN_SECONDS = 30  # one drain task runs this long at most, then queues the next (other tasks get their turn)
+KICK_SECONDS = 0.2  # the listener checks that a drain is queued at most this often while it takes messages
 
 
 @dataclass(frozen=True)
@@ -55,8 +81,14 @@ class Answer:
         return self.code in ("AA", "CA")
 
 
-def hl7_message_receive(*, raw: bytes, via: str = "mllp") -> Answer:
-    """Take one message (its bytes, without MLLP framing) and return the ACK to send back."""
+def _inbound():
+    return InterfaceMessage.objects.filter(
+        direction=InterfaceMessage.Direction.INBOUND, protocol=InterfaceMessage.Protocol.HL7V2
+    )
+
+
+def hl7_message_accept(*, raw: bytes, via: str = "mllp") -> Answer:
+    """The listener's half: validate the message, recognise a resend, queue it; return the ACK to send back."""
     text = raw.decode("iso8859-1")  # what is stored when even the character set cannot be read
     try:
         message = parse(raw)
@@ -65,9 +97,6 @@ def hl7_message_receive(*, raw: bytes, via: str = "mllp") -> Answer:
     except Problem as problem:
         message = _parsed_or_none(raw)
         return _record_refusal(message, problem, text, via)
-    existing = _earlier(header)
-    if existing is not None:
-        return _repeat(existing)
     fields = {
         "direction": InterfaceMessage.Direction.INBOUND,
         "protocol": InterfaceMessage.Protocol.HL7V2,
@@ -77,56 +106,234 @@ def hl7_message_receive(*, raw: bytes, via: str = "mllp") -> Answer:
         "payload": text,
         "attempts": 1,
     }
+    try:
+        request = mapping.read_referral(message)
+        _check_fields(request)
+    except Problem as problem:
+        return _refused(message, header, fields, problem, via)
+    except ValidationError as exc:
+        return _refused(message, header, fields, _problem_from_validation(exc), via)
+    if not header.control_id and request.external_id:
+        # No MSH-10: the sender's referral id is the only way to recognise a resend.
+        earlier = Referral.objects.filter(idempotency_key=_key(request)).values_list("pk", flat=True).first()
+        if earlier is not None:
+            ack = ack_for(message, code="AA", text=f"already received as referral {earlier}")
+            detail = f"referral #{earlier} already received (same id); by {via}"
+            row = InterfaceMessage.objects.create(
+                **fields, status=Status.ACCEPTED, referral_id=earlier, response=ack, detail=detail
+            )
+            return Answer(ack, "AA", row)
+    ack = ack_for(message, code="AA")
+    try:
+        with transaction.atomic():  # one INSERT, committed (durable) before the AA goes out
+            row = InterfaceMessage.objects.create(
+                **fields, status=Status.QUEUED, response=ack, detail=f"queued; received by {via}"
+            )
+    except IntegrityError:  # the same sender and MSH-10 again (a resend, or a copy on another connection)
+        existing = _earlier(header)
+        if existing is None:
+            raise
+        return _repeat(existing)
+    return Answer(ack, "AA", row)
+
+
+def hl7_message_receive(*, raw: bytes, via: str = "file") -> Answer:
+    """Both halves at once: the ACK, and (when queued) the referral made in this process before returning.
+
+    The Answer's code is the ACK's; when the referral step then fails, the message row says "failed" (check
+    `answer.message.status`)."""
+    answer = hl7_message_accept(raw=raw, via=via)
+    if answer.message is None or answer.duplicate or answer.message.status != Status.QUEUED:
+        return answer
+    inbound_process([answer.message.pk])
+    row = InterfaceMessage.objects.select_related("referral").get(pk=answer.message.pk)
+    return Answer(answer.ack, answer.code, row, referral=row.referral)
+
+
+def _check_fields(request: mapping.ReferralRequest) -> None:
+    """The model validation of what the worker will write, done here (no database) so that it is answered AE."""
+    patient = Patient(**{k: v for k, v in request.patient.items() if k in PATIENT_FIELDS and v is not None})
+    patient.clean_fields(exclude=[f.name for f in Patient._meta.fields if f.name not in request.patient])
+    ref = request.provider
+    fields = _provider_fields(ref)
+    try:
+        ReferringProvider(**fields).clean_fields(
+            exclude=[f.name for f in ReferringProvider._meta.fields if f.name not in fields]
+        )
+    except ValidationError as exc:
+        raise _provider_problem(ref, exc) from None
+
+
+def _key(request: mapping.ReferralRequest) -> str | None:
+    key = f"hl7:{request.header.sender}:{request.external_id}" if request.external_id else None
+    return key[:200] if key else None
+
+
+# The worker's half --------------------------------------------------------------------------------------------
+def inbound_kick() -> bool:
+    """Queue a drain unless one is waiting to run already. True if queued now."""
+    from django_tasks_db.models import DBTaskResult
+
+    from refloop.interop.hl7.tasks import hl7_inbound_drain
+
+    if DBTaskResult.objects.ready().filter(task_path=hl7_inbound_drain.module_path).exists():
+        return False
+    hl7_inbound_drain.enqueue()
+    return True
+
+
+def inbound_kick_if_waiting() -> bool:
+    """At a listener's or worker's start: queue a drain when messages are waiting (left by a stop or a crash)."""
+    if _inbound().filter(status=Status.QUEUED).exists():
+        return inbound_kick()
+    return False
+
+
+class Kicker:
+    """The listener's drain trigger: `poke()` after each queued message; a thread makes sure, at most every
+    KICK_SECONDS and always after the last poke, that a drain task is waiting for the worker. At its start it
+    queues one if messages are waiting (left by a listener that stopped between its commit and its kick)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.poked = False
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="hl7-drain-kicker", daemon=True)
+        self.thread.start()
+
+    def poke(self) -> None:
+        self.poked = True
+        self.event.set()
+
+    def stop(self) -> None:
+        """Stop the thread, after a last kick if messages were queued since the previous one."""
+        self.stopping = True
+        self.event.set()
+        self.thread.join(10)
+
+    def _run(self) -> None:
+        kick = inbound_kick_if_waiting
+        while True:
+            try:
+                kick()
+            except Exception:  # the database is away: the next poke, or the worker's start, queues it
+                log.exception("could not queue the HL7 inbound drain")
+            finally:
+                connections.close_all()  # this thread's connection: one query every KICK_SECONDS at most
+            if self.stopping:
+                return
+            time.sleep(KICK_SECONDS)
+            self.event.wait()
+            self.event.clear()
+            if self.stopping and not self.poked:
+                return
+            self.poked = False
+            kick = inbound_kick
+
+
+def inbound_drain(*, seconds: float = DRAIN_SECONDS) -> str:
+    """Make referrals of the queued messages, batch after batch, until none is left or `seconds` have passed."""
+    started = time.monotonic()
+    accepted = failed = 0
+    while True:
+        done, bad = _drain_batch()
+        accepted, failed = accepted + done, failed + bad
+        if done + bad == 0:
+            break
+        if time.monotonic() - started > seconds:
+            inbound_kick()  # more may be waiting: the next drain takes them after the worker's other tasks
+            break
+    return f"{accepted} referral message(s) accepted, {failed} failed"
+
+
+def inbound_process(ids: list[int]) -> tuple[int, int]:
+    """Process these queued messages now (in one transaction): (accepted, failed)."""
+    return _drain_batch(ids)
+
+
+def _drain_batch(ids: list[int] | None = None) -> tuple[int, int]:
+    budget = BATCH_SECONDS.get(connection.vendor, 0.5)
     for attempt in range(1, TRIES + 1):
         try:
-            return _take(message, fields, via)
-        except Problem as problem:
-            return _refused(message, header, fields, problem, via)
-        except ValidationError as exc:
-            return _refused(message, header, fields, _problem_from_validation(exc), via)
-        except IntegrityError:
-            existing = _earlier(header)  # the same message, taken at the same moment on another connection
-            if existing is not None:
-                return _repeat(existing)
-            log.exception("HL7 message from %s could not be processed", header.sender)
-            break
-        except OperationalError as exc:  # a deadlock or a locked database: the whole transaction again
-            if attempt < TRIES:
-                log.warning("HL7 message from %s: %s; trying again", header.sender, type(exc.__cause__ or exc).__name__)
-                continue
-            log.exception("HL7 message from %s could not be processed", header.sender)
-        except Exception:
-            log.exception("HL7 message from %s could not be processed", header.sender)
-            break
-    # Kept without its MSH-10, so that the sender's resend is processed again rather than answered alike.
-    return _refused(message, header, fields | {"control_id": ""}, _internal(), via, status=Status.ERROR)
+            with transaction.atomic():
+                queued = _inbound().filter(status=Status.QUEUED)
+                if ids is not None:
+                    queued = queued.filter(pk__in=ids)
+                rows = list(queued.select_for_update(skip_locked=True).order_by("pk")[:BATCH])
+                started = time.monotonic()
+                done = bad = 0
+                for row in rows:
+                    if _process(row):
+                        done += 1
+                    else:
+                        bad += 1
+                    if time.monotonic() - started > budget:
+                        break
+            return done, bad
+        except OperationalError as exc:  # a deadlock or a locked database: the whole batch again
+            if attempt == TRIES:
+                raise
+            log.warning("HL7 inbound batch: %s; trying again", type(exc.__cause__ or exc).__name__)
+    return 0, 0
 
 
-def _take(message: Message, fields: dict, via: str) -> Answer:
-    with transaction.atomic():  # the referral and the message row, or neither
-        request = mapping.read_referral(message)
-        # The receipt goes in the audit trail first: appending takes the audit chain's lock (held to the commit),
-        # so concurrent intakes take it before any other lock and cannot deadlock against each other on
-        # PostgreSQL (the rollups' unique rows, written mid-transaction, made them do so under load).
-        audit_record(
-            actor=None,
-            actor_label=f"HL7 {fields['sender'] or 'sender'}"[:150],
-            action="interop.hl7.receive",
-            detail={"type": fields["message_type"], "control_id": fields["control_id"], "via": via},
-        )
-        received = _receive(request)
+def _reparse(text: str) -> Message:
+    message = parse(text)
+    with contextlib.suppress(Problem):  # the codec of MSH-18, for \X..\ escapes (the listener read it already)
+        message.codec = charset_of(text.split("\r", 1)[0].encode("ascii", "replace"))[1]
+    return message
+
+
+def _process(row: InterfaceMessage) -> bool:
+    """One queued message made a referral (True), or marked failed with the reason (False)."""
+    via = row.detail.removeprefix("queued; received by ")
+    try:
+        with transaction.atomic():  # a savepoint: a failure undoes this message only
+            request = mapping.read_referral(_reparse(row.payload))
+            # The receipt goes in the audit trail first: appending takes the audit chain's lock (held to the
+            # commit), so concurrent intakes take it before any other lock and cannot deadlock on PostgreSQL.
+            audit_record(
+                actor=None,
+                actor_label=f"HL7 {row.sender or 'sender'}"[:150],
+                action="interop.hl7.receive",
+                detail={"type": row.message_type, "control_id": row.control_id, "via": via},
+            )
+            received = _receive(request)
+    except OperationalError:
+        raise
+    except Problem as problem:
+        reason = str(problem)
+    except ValidationError as exc:
+        reason = str(_problem_from_validation(exc))
+    except Exception as exc:  # a bug: the reason names the error's type only (its text may hold PHI)
+        log.exception("HL7 message %s could not be made a referral", row.pk)
+        reason = f"refloop could not process it ({type(exc).__name__}); see the worker's log"
+    else:
         referral = received.referral
-        note = "" if received.created else f"already received as referral {referral.pk}"
-        ack = ack_for(message, code="AA", text=note)
-        detail = f"referral #{referral.pk} " + ("created" if received.created else "already received (same id)")
-        row = InterfaceMessage.objects.create(
-            **fields, status=Status.ACCEPTED, referral=referral, response=ack, detail=f"{detail}; by {via}"
+        row.status = Status.ACCEPTED
+        row.referral = referral
+        row.detail = (
+            f"referral #{referral.pk} "
+            + ("created" if received.created else "already received (same id)")
+            + f"; received by {via}"
         )
-    return Answer(ack, "AA", row, referral=referral)
+        row.save(update_fields=["status", "referral", "detail", "updated_at"])
+        return True
+    row.status = Status.FAILED
+    row.detail = f"Answered AA, then not made a referral: {reason} (received by {via})"[:4000]
+    row.save(update_fields=["status", "detail", "updated_at"])
+    return False
 
 
-def _internal() -> Problem:
-    return Problem("refloop could not process the message now; send it again later", code=INTERNAL_ERROR)
+def inbound_requeue_failed() -> int:
+    """Queue the failed inbound messages again (after the cause was fixed). The number queued."""
+    rows = list(_inbound().filter(status=Status.FAILED).values_list("pk", "detail"))
+    for pk, detail in rows:
+        via = detail.rsplit("(received by ", 1)[-1].rstrip(")") if "(received by " in detail else "requeue"
+        _inbound().filter(pk=pk, status=Status.FAILED).update(status=Status.QUEUED, detail=f"queued; received by {via}")
+    if rows:
+        inbound_kick()
+    return len(rows)
 
 
 def _refused(
@@ -135,9 +342,10 @@ def _refused(
     """Keep the refused message with its answer (nothing else was written: the transaction was rolled back)."""
     ack = ack_for(message, code=problem.ack_code, problem=problem)
     try:
-        row = InterfaceMessage.objects.create(
-            **fields, status=status, response=ack, detail=f"{problem} (received by {via})"[:4000]
-        )
+        with transaction.atomic():
+            row = InterfaceMessage.objects.create(
+                **fields, status=status, response=ack, detail=f"{problem} (received by {via})"[:4000]
+            )
     except IntegrityError:  # a copy of this message was refused at the same moment: its answer stands
         existing = _earlier(header)
         if existing is None:
@@ -233,7 +441,6 @@ def _problem_from_validation(exc: ValidationError) -> Problem:
 
 def _receive(request: mapping.ReferralRequest):
     provider = _provider(request.provider)
-    key = f"hl7:{request.header.sender}:{request.external_id}" if request.external_id else None
     return referral_receive(
         patient_data=request.patient,
         referring_provider=provider,
@@ -243,7 +450,7 @@ def _receive(request: mapping.ReferralRequest):
         received_at=request.header.sent_at,
         channel=Channel.HL7,
         notes=mapping.notes_text(request),
-        idempotency_key=key[:200] if key else None,
+        idempotency_key=_key(request),
         external_id=request.external_id,
         by_label=f"HL7 {request.header.sender or 'sender'}"[:150],
     )
@@ -270,6 +477,14 @@ def _provider(ref: mapping.ProviderRef) -> ReferringProvider:
         )
         if len(same_name) == 1:
             return same_name[0]
+    fields = _provider_fields(ref)
+    try:
+        return provider_create(source=Source.REFERRAL, **fields)
+    except ValidationError as exc:
+        raise _provider_problem(ref, exc) from None
+
+
+def _provider_fields(ref: mapping.ProviderRef) -> dict:
     fields = {
         "npi": ref.npi,
         "first_name": ref.first_name,
@@ -284,14 +499,15 @@ def _provider(ref: mapping.ProviderRef) -> ReferringProvider:
         if ref.other_id
         else "Created from an HL7 referral.",
     }
-    try:
-        return provider_create(source=Source.REFERRAL, **{k: v for k, v in fields.items() if v})
-    except ValidationError as exc:
-        errors = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
-        name, messages = next(iter(errors.items()))
-        raise Problem(
-            f"the referring provider cannot be added to the directory: {name.replace('_', ' ')}: {' '.join(messages)}",
-            segment=ref.where.split("-")[0],
-            field=int(ref.where.split("-")[1]) if "-" in ref.where else None,
-            code="102",
-        ) from None
+    return {k: v for k, v in fields.items() if v}
+
+
+def _provider_problem(ref: mapping.ProviderRef, exc: ValidationError) -> Problem:
+    errors = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+    name, messages = next(iter(errors.items()))
+    return Problem(
+        f"the referring provider cannot be added to the directory: {name.replace('_', ' ')}: {' '.join(messages)}",
+        segment=ref.where.split("-")[0],
+        field=int(ref.where.split("-")[1]) if "-" in ref.where else None,
+        code="102",
+    )

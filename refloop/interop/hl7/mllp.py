@@ -2,8 +2,11 @@
 
 The listener (`refloop hl7 listen --port N`) answers every framed message with its ACK on the same connection,
 in order; a connection is served by its own thread with its own database connection, so several senders can
-be connected at once. Bytes outside a frame are ignored (some engines send keep-alive newlines); a frame larger
-than REFLOOP_HL7_MAX_MESSAGE_BYTES closes the connection, since the sender cannot be answered mid-frame.
+be connected at once. The ACK comes once the message is validated and committed to the inbound queue
+(inbound.hl7_message_accept); the worker makes the referrals (inbound.inbound_drain), and the listener
+makes sure a drain is queued for it. Bytes outside a frame are ignored (some engines send keep-alive newlines);
+a frame larger than REFLOOP_HL7_MAX_MESSAGE_BYTES closes the connection, since the sender cannot be answered
+mid-frame.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def encode_answer(ack: str, raw: bytes) -> bytes:
 
 class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
-        from refloop.interop.hl7.inbound import hl7_message_receive, internal_error_ack
+        from refloop.interop.hl7.inbound import Status, hl7_message_accept, internal_error_ack
 
         peer = f"{self.client_address[0]}:{self.client_address[1]}"
         self.request.settimeout(IDLE_SECONDS)
@@ -90,12 +93,14 @@ class _Handler(socketserver.BaseRequestHandler):
                     return
                 close_old_connections()
                 try:
-                    answer = hl7_message_receive(raw=raw, via=f"MLLP from {peer}")
+                    answer = hl7_message_accept(raw=raw, via=f"MLLP from {peer}")
                 except Exception:  # the database went away...: the sender is told to try again later
                     log.exception("MLLP message from %s could not be recorded", peer)
                     self.request.sendall(frame(encode_answer(internal_error_ack(raw), raw)))
                     continue
                 self.request.sendall(frame(encode_answer(answer.ack, raw)))
+                if answer.message is not None and answer.message.status == Status.QUEUED:
+                    self.server.kicker.poke()
                 log.info(
                     "HL7 %s from %s: %s%s",
                     answer.message.message_type if answer.message else "message",
@@ -116,9 +121,12 @@ class MllpServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
     def __init__(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        from refloop.interop.hl7.inbound import Kicker
+
         # reuse_port: several listener processes share the port, and the kernel spreads connections over them
         self.allow_reuse_port = reuse_port
         super().__init__((host, port), _Handler)
+        self.kicker = Kicker()  # queues the worker's drain after messages were queued
 
     @property
     def port(self) -> int:
@@ -132,6 +140,10 @@ class MllpServer(socketserver.ThreadingTCPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.kicker.stop()
 
 
 class MllpClient:

@@ -1,5 +1,7 @@
-"""Background tasks run by `refloop worker` for HL7 status messages; each only reads its InterfaceMessage row
-and does what sending.py says. They are enqueued in the transaction that wrote the row."""
+"""Background tasks run by `refloop worker` for HL7: status messages out (each only reads its InterfaceMessage
+row and does what sending.py says; enqueued in the transaction that wrote the row), and the drain that makes
+referrals of the inbound messages the listener queued (inbound.py; queued by the listener, at the worker's
+start, and by a drain that ran out of time)."""
 
 from __future__ import annotations
 
@@ -18,3 +20,10 @@ def hl7_lease_check(message_id: int, attempt: int) -> str:
     from refloop.interop.hl7.sending import outbound_lease_expired
 
     return outbound_lease_expired(message_id, attempt)
+
+
+@task()
+def hl7_inbound_drain() -> str:
+    from refloop.interop.hl7.inbound import inbound_drain
+
+    return inbound_drain()

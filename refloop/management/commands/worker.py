@@ -13,8 +13,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, interval: float, max_tasks: int | None, batch: bool, **options):
         from refloop.insights.scan import alert_scan_schedule
+        from refloop.interop.hl7.inbound import inbound_kick_if_waiting
 
         alert_scan_schedule()  # the nightly early-warning scan; each run queues the next
+        inbound_kick_if_waiting()  # HL7 messages the listener queued while no drain was waiting
         call_command(
             "db_worker",
             interval=interval,

@@ -1,7 +1,10 @@
 """`refloop hl7 listen --port N` (the MLLP listener) and `refloop hl7 ingest FILE...` (messages from files).
 
 ingest prints the ACK of each message (segments on their own lines) and exits with status 1 when any message
-was not accepted, so a script can stop on the first bad file. `refloop hl7 send-queued` sends the status
+was not accepted, so a script can stop on the first bad file. It makes each referral before going on to the
+next message (the listener leaves that to the worker), so a message answered AA whose referral then failed
+is reported (and counted as not accepted) too. `refloop hl7 requeue-failed` queues the inbound messages whose
+referral failed for the worker again, once the cause is fixed. `refloop hl7 send-queued` sends the status
 messages written while no destination was configured (REFLOOP_HL7_DESTINATION).
 """
 
@@ -22,7 +25,7 @@ class Command(BaseCommand):
     help = "HL7 v2: run the MLLP listener, ingest message files, or send queued status messages."
 
     def add_arguments(self, parser):
-        sub = parser.add_subparsers(dest="action", required=True, metavar="{listen,ingest,send-queued}")
+        sub = parser.add_subparsers(dest="action", required=True, metavar="{listen,ingest,send-queued,requeue-failed}")
         listen = sub.add_parser("listen", help="accept referrals over MLLP (TCP)")
         listen.add_argument("--port", type=int, required=True)
         listen.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
@@ -36,6 +39,7 @@ class Command(BaseCommand):
         ingest = sub.add_parser("ingest", help="read HL7 messages from files and print each ACK")
         ingest.add_argument("files", nargs="+", metavar="FILE")
         sub.add_parser("send-queued", help="queue for sending every status message not yet sent")
+        sub.add_parser("requeue-failed", help="queue again the inbound messages whose referral could not be made")
 
     def handle(self, *args, action: str, **options):
         if action == "listen":
@@ -44,6 +48,11 @@ class Command(BaseCommand):
             return self._listen(options["host"], options["port"], reuse_port=options["reuse_port"])
         if action == "ingest":
             return self._ingest(options["files"])
+        if action == "requeue-failed":
+            from refloop.interop.hl7.inbound import inbound_requeue_failed
+
+            self.stdout.write(f"{inbound_requeue_failed()} inbound message(s) queued again for the worker")
+            return None
         return self._send_queued()
 
     def _listen_many(self, host: str, port: int, processes: int) -> None:
@@ -96,7 +105,7 @@ class Command(BaseCommand):
         self.stdout.write("HL7 MLLP listener stopped")
 
     def _ingest(self, files: list[str]) -> None:
-        from refloop.interop.hl7.inbound import hl7_message_receive
+        from refloop.interop.hl7.inbound import Status, hl7_message_receive
         from refloop.interop.hl7.parse import split_messages
 
         refused = 0
@@ -120,7 +129,10 @@ class Command(BaseCommand):
                     f"# {label}: {answer.code}" + (" (resent: the first answer)" if answer.duplicate else "")
                 )
                 self.stdout.write(answer.ack.replace("\r", "\n").rstrip("\n"))
-                if not answer.accepted:
+                if answer.message is not None and answer.message.status == Status.FAILED:
+                    self.stdout.write(f"# {label}: {answer.message.detail}")
+                    refused += 1
+                elif not answer.accepted:
                     refused += 1
         if refused:
             raise CommandError(f"{refused} of {total} message(s) not accepted", returncode=1)
