@@ -72,6 +72,8 @@ from django.utils import timezone
 
 from refloop.accounts.audit import audit_record
 from refloop.directory.models import ProviderPractice, ReferringPractice, ReferringProvider
+from refloop.insights import rollup_bulk
+from refloop.insights.models import RollupMember
 from refloop.lib.csvsafe import _TRIGGERS as FORMULA_TRIGGERS
 from refloop.lib.csvsafe import neutralize
 from refloop.lib.icd10 import parse_icd10_list
@@ -764,6 +766,7 @@ class _Directory:
         self.by_npi: dict[str, int | None] = {}
         self.by_name: dict[tuple[str, str], list[tuple[int, str, set[tuple[str, str]]]]] | None = None
         self.practice_of: dict[int, int | None] = {}
+        self.counted_as: dict[int, tuple[str, int | None, int | None]] = {}  # specialty, territory, liaison
         self.review: dict[tuple[str, str, str, str], ProviderToReview] = {}
 
     def resolve(self, rows: list[_Row], checker: _Checker) -> None:
@@ -840,8 +843,12 @@ class _Directory:
         return self.by_name
 
     def _load_practices(self, provider_ids: set[int]) -> None:
-        """The referring practice of each provider, as services._practice_of: primary affiliation, else first."""
+        """The referring practice of each provider, as services._practice_of: primary affiliation, else first; and
+        what the rollups count their referrals under (specialty, territory, liaison)."""
         missing = sorted(pk for pk in provider_ids if pk not in self.practice_of)
+        columns = "id, specialty, territory_id, liaison_id"
+        for pk, specialty, territory_id, liaison_id in _fetch_in(ReferringProvider, columns, "id", missing):
+            self.counted_as[pk] = (specialty, territory_id, liaison_id)
         for part in _slices(missing):
             affiliations = (
                 ProviderPractice.objects.filter(provider_id__in=part)
@@ -1071,11 +1078,12 @@ def _postgres_settings() -> Iterator[None]:
 
 
 class _PatientRef:
-    __slots__ = ("pk", "mrn", "existing", "changed")
+    __slots__ = ("pk", "mrn", "payer", "existing", "changed")
 
-    def __init__(self, pk: int | None, mrn: str, existing: bool) -> None:
+    def __init__(self, pk: int | None, mrn: str, payer: str, existing: bool) -> None:
         self.pk = pk
         self.mrn = mrn
+        self.payer = payer  # the patient's payer as stored (a matched patient keeps theirs): the rollups count it
         self.existing = existing
         self.changed = False
 
@@ -1102,7 +1110,7 @@ class _Run:
         self.coordinator = coordinator or sla.owner_for(Referral(state=State.RECEIVED), levels=self.levels)
         self.clinicians = {c.pk: c for c in Clinician.objects.select_related("user")}
         self.due_cache: dict[tuple, dt.datetime | None] = {}
-        self.moments: dict[dt.datetime, tuple[Any, dt.date]] = {}
+        self.moments: dict[dt.datetime, tuple[Any, dt.date, Any]] = {}
         self.draft = Referral()
         self.owner_cache: dict[tuple, int | None] = {}
         self.keys_seen: set[str] = set()
@@ -1126,6 +1134,10 @@ class _Run:
             self.now,
             fixed={"by_id": self.by.pk if self.by else None, "by_label": self.by_label, "action": "import"},
         )
+        # The rollups' member row of each referral, written with it; rollup_bulk.fold adds them up at the end.
+        self.members = _Table(RollupMember, list(rollup_bulk.MEMBER_COLUMNS), self.now)
+        self.member_rows = rollup_bulk.ImportMembers()
+        self.referral_ids: list[list[int]] = []  # the ids this run reserved and wrote, as [first, last] ranges
         ops = connection.ops
         self.db_datetime = ops.adapt_datetimefield_value
         self.db_date = ops.adapt_datefield_value
@@ -1183,13 +1195,14 @@ class _Run:
         name_keys = sorted(set(keys))
         births = {row.birth_date.isoformat() for row in rows}
         found: dict[int, _PatientRef] = {}
-        for pk, mrn in _fetch_in(Patient, "id, mrn", "mrn", mrns, where=_not_blank("mrn")):  # as the partial index
-            by_mrn[mrn] = found.setdefault(pk, _PatientRef(pk, mrn, True))
+        by_mrn_rows = _fetch_in(Patient, "id, mrn, payer", "mrn", mrns, where=_not_blank("mrn"))  # as the partial index
+        for pk, mrn, payer in by_mrn_rows:
+            by_mrn[mrn] = found.setdefault(pk, _PatientRef(pk, mrn, payer, True))
         # Dates as ISO text, compared as such: the same on both databases, and no date parsing per candidate.
-        candidates = _fetch_in(Patient, "id, mrn, name_key, CAST(birth_date AS TEXT)", "name_key", name_keys)
-        for pk, mrn, name_key, birth_date in candidates:
+        candidates = _fetch_in(Patient, "id, mrn, payer, name_key, CAST(birth_date AS TEXT)", "name_key", name_keys)
+        for pk, mrn, payer, name_key, birth_date in candidates:
             if birth_date in births:
-                ref = found.setdefault(pk, _PatientRef(pk, mrn, True))
+                ref = found.setdefault(pk, _PatientRef(pk, mrn, payer, True))
                 by_name.setdefault((name_key, birth_date), []).append(ref)
         result: list[_PatientRef] = []
         created: list[tuple[_Row, _PatientRef, str]] = []
@@ -1206,7 +1219,7 @@ class _Run:
                         ref.mrn, ref.changed = mrn, ref.existing
                         by_mrn[mrn] = ref
                 else:
-                    ref = _PatientRef(None, mrn, False)
+                    ref = _PatientRef(None, mrn, row.payer, False)
                     created.append((row, ref, name_key))
                     if same is None:
                         by_name[name] = [ref]
@@ -1244,35 +1257,46 @@ class _Run:
     def _referrals(self, rows: list[_Row], patients: list[_PatientRef]) -> None:
         report, practice_of = self.report, self.directory.practice_of
         provider_last, practice_last = self.last_referral[ReferringProvider], self.last_referral[ReferringPractice]
-        referral_rows, event_rows = [], []
-        for row, patient, pk in zip(rows, patients, _reserve_ids(Referral, len(rows)), strict=True):
+        counted_as, member = self.directory.counted_as, self.member_rows.row
+        referral_rows, event_rows, member_rows = [], [], []
+        ids = _reserve_ids(Referral, len(rows))
+        for row, patient, pk in zip(rows, patients, ids, strict=True):
             state = row.state
-            received, day = self._received(row.received_at)
+            received, day, month = self._received(row.received_at)
             practice_id = practice_of.get(row.provider_id)
+            lost_reason = LostReason.OTHER if state == State.LOST else ""
             referral_rows.append(
                 (pk, patient.pk, row.provider_id, practice_id, row.location_id, row.clinician_id, row.reason,
                  row.codes_json, row.urgency, received, row.key, row.external_id, state,
                  self._owner(state, row.clinician_id), self._due(row),
-                 DECLINED_NOTE if state == State.DECLINED else "", LostReason.OTHER if state == State.LOST else "",
-                 received)
+                 DECLINED_NOTE if state == State.DECLINED else "", lost_reason, received)
             )  # fmt: skip
             data = f'{{"channel": "import", "row": {row.number}}}'
             event_rows.append((pk, received, state, data))
+            specialty, territory_id, liaison_id = counted_as[row.provider_id]
+            member_rows.append(
+                member(pk, month, state, lost_reason, provider_id=row.provider_id, practice_id=practice_id,
+                       payer=patient.payer, location_id=row.location_id, clinician_id=row.clinician_id,
+                       specialty=specialty, territory_id=territory_id, liaison_id=liaison_id, urgency=row.urgency)
+            )  # fmt: skip
             if provider_last.get(row.provider_id, dt.date.min) < day:
                 provider_last[row.provider_id] = day
             if practice_id and practice_last.get(practice_id, dt.date.min) < day:
                 practice_last[practice_id] = day
         report.states.update(row.state for row in rows)
-        self.writes += [(self.referrals, referral_rows), (self.events, event_rows)]
+        self.writes += [(self.referrals, referral_rows), (self.events, event_rows), (self.members, member_rows)]
+        rollup_bulk.id_runs(ids, self.referral_ids)
         report.created += len(referral_rows)
 
-    def _received(self, moment: dt.datetime) -> tuple[Any, dt.date]:
-        """The database form of a time received, and its local date (most rows share a few thousand values)."""
+    def _received(self, moment: dt.datetime) -> tuple[Any, dt.date, Any]:
+        """The database form of a time received, its local date, and the database form of the first of its month
+        (the rollups' grain). Most rows share a few thousand values."""
         known = self.moments.get(moment)
         if known is None:
             if len(self.moments) > 50_000:
                 self.moments.clear()
-            known = self.moments[moment] = (self.db_datetime(moment), timezone.localdate(moment))
+            day = timezone.localdate(moment)
+            known = self.moments[moment] = (self.db_datetime(moment), day, self.db_date(day.replace(day=1)))
         return known
 
     def _due(self, row: _Row) -> Any:
@@ -1397,9 +1421,7 @@ def referral_import(
                     pipeline.close()
                 report.committed = not dry_run and (report.error_count == 0 or accept_valid)
                 if report.committed:
-                    from refloop.insights.rollups import rollup_sync_missing
-
-                    rollup_sync_missing()  # the dashboard's rollups: rows written in bulk bypass the model saves
+                    rollup_bulk.fold(run.referral_ids)  # the dashboard's sums of the member rows written
                     audit_record(actor=by, actor_label=by_label, action="referral.import", detail=report.audit_detail())
                 else:
                     transaction.set_rollback(True)

@@ -1,18 +1,32 @@
-"""Referrals imported from a file (written in bulk, past the model saves) are in the rollups when it commits."""
+"""Referrals imported from a file (written in bulk, past the model saves) are in the rollups when it commits.
+
+The importer builds each referral's member row as it writes the referral and folds only the rows it wrote
+(refloop/insights/rollup_bulk.py); these hold the result against a recount from the referrals themselves.
+"""
 
 from __future__ import annotations
 
-import pytest
+import datetime as dt
 
-from refloop.insights.models import RollupMember
-from refloop.referrals.importer import referral_import
+import pytest
+from django.db.models import Sum
+from django.utils import timezone
+
+from refloop.directory.models import Territory
+from refloop.directory.services import affiliation_set
+from refloop.insights.models import ReferralRollup, RollupMember, SourceRollup
+from refloop.referrals.importer import IMPORT_STATES, referral_import
 from refloop.referrals.models import Referral
-from tests.directory.factories import provider
+from tests.directory.factories import practice, provider
 from tests.insights.rollup_recount import assert_rollups_match_recount
-from tests.referrals.factories import clinician, location
+from tests.referrals.factories import clinician, location, patient_data, referral
 from tests.referrals.test_import_referrals import row, write_csv
 
 pytestmark = pytest.mark.django_db
+
+
+def _received_total() -> int:
+    return ReferralRollup.objects.filter(cuboid=0).aggregate(total=Sum("received"))["total"] or 0
 
 
 def test_an_import_adds_its_referrals_to_the_rollups(tmp_path, users):
@@ -31,6 +45,91 @@ def test_an_import_adds_its_referrals_to_the_rollups(tmp_path, users):
     assert Referral.objects.count() == 3
     assert RollupMember.objects.count() == 3
     assert_rollups_match_recount()
+
+
+def test_every_imported_state_is_counted_as_a_recount_counts_it(tmp_path, users):
+    territory = Territory.objects.create(name="North", liaison=users["liaison"])
+    office = practice()
+    watched = provider(last_name="Okafor", specialty="Pediatrics", territory=territory, liaison=users["liaison"])
+    affiliation_set(provider=watched, practice=office, is_primary=True)
+    plain = provider(last_name="Reyes", specialty="")
+    doctor = clinician(user=users["clinician"])
+    location()
+    rows = []
+    for i, state in enumerate(IMPORT_STATES):
+        for urgency, source in (("routine", watched), ("stat", plain)):
+            rows.append(
+                row(
+                    referring_npi=source.npi, status=state, urgency=urgency, external_id=f"{state}-{urgency}",
+                    received_date=f"202{4 + i % 2}-0{1 + i}-1{i}", payer=["Aetna", "", "Medicare"][i % 3],
+                    clinician=doctor.npi if i % 2 else "", location="main campus" if i % 3 else "",
+                    patient_last_name=f"Doe{i}",
+                )
+            )  # fmt: skip
+    referral_import(path=write_csv(tmp_path / "states.csv", rows), by=users["coordinator"])
+    assert RollupMember.objects.count() == len(rows) == 2 * len(IMPORT_STATES)
+    assert RollupMember.objects.filter(territory_id=territory.pk, practice_id=office.pk).count() == len(IMPORT_STATES)
+    assert_rollups_match_recount()
+
+
+def test_a_matched_patient_is_counted_under_the_payer_they_have(tmp_path, users):
+    source = provider()
+    known = referral(source=source, patient_data=patient_data(mrn="M-1", payer="Medicare"))
+    path = write_csv(
+        tmp_path / "again.csv",
+        [row(referring_npi=source.npi, mrn="M-1", payer="Aetna", patient_last_name=known.patient.last_name)],
+    )
+    report = referral_import(path=path, by=users["coordinator"])
+    assert report.patients_matched == 1
+    imported = Referral.objects.exclude(pk=known.pk).get()
+    assert RollupMember.objects.get(pk=imported.pk).payer == "Medicare"
+    assert_rollups_match_recount()
+
+
+def test_imports_add_only_their_own_rows_and_a_reimport_adds_nothing(tmp_path, users):
+    source = provider()
+    referral(source=source, received_at=timezone.now() - dt.timedelta(days=3))  # counted by the model signals
+    first = write_csv(
+        tmp_path / "first.csv",
+        [row(referring_npi=source.npi, external_id=f"A{i}", patient_last_name=f"A{i}") for i in range(5)],
+    )
+    second = write_csv(
+        tmp_path / "second.csv",
+        [row(referring_npi=source.npi, external_id=f"A{i}", patient_last_name=f"A{i}") for i in range(3, 8)],
+    )
+    referral_import(path=first, by=users["coordinator"])
+    report = referral_import(path=second, by=users["coordinator"])
+    assert (report.created, report.already_imported) == (3, 2)
+    before = (_received_total(), list(SourceRollup.objects.order_by("pk").values_list("received", flat=True)))
+    again = referral_import(path=first, by=users["coordinator"])
+    assert again.created == 0
+    assert (_received_total(), list(SourceRollup.objects.order_by("pk").values_list("received", flat=True))) == before
+    assert _received_total() == Referral.objects.count() == RollupMember.objects.count() == 9
+    assert_rollups_match_recount()
+
+
+def test_with_rejected_rows_accepted_only_the_imported_ones_are_counted(tmp_path, users):
+    source = provider()
+    path = write_csv(
+        tmp_path / "mixed.csv",
+        [row(referring_npi=source.npi, external_id="ok"), row(referring_npi=source.npi, patient_dob="not a date")],
+    )
+    report = referral_import(path=path, by=users["coordinator"], accept_valid=True)
+    assert (report.created, report.rejected) == (1, 1)
+    assert RollupMember.objects.count() == 1
+    assert_rollups_match_recount()
+
+
+def test_a_failed_import_leaves_the_rollups_as_they_were(tmp_path, users):
+    source = provider()
+    path = write_csv(
+        tmp_path / "bad.csv",
+        [row(referring_npi=source.npi, external_id="ok"), row(referring_npi=source.npi, patient_dob="not a date")],
+    )
+    report = referral_import(path=path, by=users["coordinator"])
+    assert not report.committed
+    assert not RollupMember.objects.exists()
+    assert not ReferralRollup.objects.exists()
 
 
 def test_a_dry_run_leaves_the_rollups_as_they_were(tmp_path, users):
