@@ -61,6 +61,7 @@ _SOURCES = (
     (SourceKind.OTHER, "other_source_id"),
 )
 _OUTCOME_AT = tuple(MEMBER_FIELDS.index(name) for name in OUTCOME_COLUMNS)
+_PROVIDER = SourceKind.PROVIDER.value
 
 
 class ImportMembers:
@@ -88,7 +89,6 @@ class ImportMembers:
         month: dt.date | str,
         state: str,
         lost_reason: str,
-        *,
         provider_id: int,
         practice_id: int | None,
         payer: str,
@@ -99,11 +99,13 @@ class ImportMembers:
         liaison_id: int | None,
         urgency: str,
     ) -> tuple:
-        """`month` is the first day of the month received (local time), in the form the writer inserts dates."""
+        """The member row of one referral from a referring provider. `month` is the first day of the month received
+        (local time), in the form the writer inserts dates. Positional: it runs once per row imported."""
+        outcome = self.outcomes.get((state, lost_reason)) or self.outcome(state, lost_reason)
         return (
-            pk, month, SourceKind.PROVIDER.value, provider_id, practice_id or 0, 0, (payer or "")[:120],
-            location_id or 0, clinician_id or 0, (specialty or "")[:150], territory_id or 0, liaison_id or 0,
-            urgency, *self.outcome(state, lost_reason),
+            pk, month, _PROVIDER, provider_id, practice_id or 0, 0, payer[:120] if payer else "", location_id or 0,
+            clinician_id or 0, specialty[:150] if specialty else "", territory_id or 0, liaison_id or 0, urgency,
+            *outcome,
         )  # fmt: skip
 
 

@@ -1275,9 +1275,8 @@ class _Run:
             event_rows.append((pk, received, state, data))
             specialty, territory_id, liaison_id = counted_as[row.provider_id]
             member_rows.append(
-                member(pk, month, state, lost_reason, provider_id=row.provider_id, practice_id=practice_id,
-                       payer=patient.payer, location_id=row.location_id, clinician_id=row.clinician_id,
-                       specialty=specialty, territory_id=territory_id, liaison_id=liaison_id, urgency=row.urgency)
+                member(pk, month, state, lost_reason, row.provider_id, practice_id, patient.payer, row.location_id,
+                       row.clinician_id, specialty, territory_id, liaison_id, row.urgency)
             )  # fmt: skip
             if provider_last.get(row.provider_id, dt.date.min) < day:
                 provider_last[row.provider_id] = day
