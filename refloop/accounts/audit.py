@@ -3,11 +3,23 @@
 Appends are serialised so that the hash chain never forks: on PostgreSQL a transaction-scoped advisory lock
 is taken before the chain head is read (held until the caller's transaction ends), on SQLite the IMMEDIATE
 transaction already holds the database's one write lock.
+
+Because that lock is held to the commit, a transaction that appends early makes every other appender wait for
+the whole of it. Writers that run concurrently and often (a referral's intake and its steps, whatever the door)
+therefore open `audit_deferred()` just inside their transaction: the events are kept in memory and appended
+together at the end, so the lock is held only for the transaction's last writes and the commit (issue 8).
+Lock order, which keeps concurrent transactions free of deadlocks: the chain's lock comes before the rollups'
+shared rows (as in HL7 intake, which audits the receipt first). So the rollups are deferred too and their sync
+appends the events between its reads and its writes: `with transaction.atomic(), audit_deferred(),
+rollups_deferred(before_writes=audit_flush):` ends with the rollups' reads, the chain's lock and the events, the
+rollups' writes, then the commit: the lock is held over a few statements and the commit only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +81,58 @@ def audit_record(
         patient_id=patient_id,
         detail=clean_detail,
     )
+    pending = getattr(_deferred, "events", None)
+    if pending is not None:
+        pending.append(event)  # appended when audit_deferred() ends, still inside the caller's transaction
+        return event
+    _append([event])
+    return event
+
+
+_deferred = threading.local()
+
+
+def audit_flush() -> None:
+    """Append the events kept so far by `audit_deferred()` now, inside the transaction (nothing kept: nothing)."""
+    pending = getattr(_deferred, "events", None)
+    if pending:
+        _append(list(pending))
+        pending.clear()
+
+
+@contextlib.contextmanager
+def audit_deferred() -> Iterator[None]:
+    """Keep the events recorded inside the block and append them, in order, when it ends without an error.
+
+    Open it just inside the transaction it belongs to (`with transaction.atomic(), audit_deferred():`): the
+    events are then the transaction's last writes and the chain's lock is held only for them and the commit.
+    Nested, the outermost one appends; an error leaving an inner block drops that block's events (its savepoint
+    is rolled back with them). Outside a transaction it defers nothing: each event is appended at once, as
+    without it, so an event is never written after the change it records has committed.
+    """
+    pending = getattr(_deferred, "events", None)
+    if pending is not None:
+        mark = len(pending)
+        try:
+            yield
+        except BaseException:
+            del pending[mark:]
+            raise
+        return
+    if not connection.in_atomic_block:
+        yield
+        return
+    _deferred.events = []
+    try:
+        yield
+        events = _deferred.events
+    finally:
+        _deferred.events = None
+    if events:
+        _append(events)
+
+
+def _append(events: list[AuditEvent]) -> None:
     # No savepoint of its own inside the caller's transaction (savepoint=False): the append is still all or
     # nothing with that transaction, and a referral intake saves two round trips per record (issue 8).
     with transaction.atomic(savepoint=False):
@@ -76,11 +140,16 @@ def audit_record(
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
         head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
-        event.seq, event.prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
-        event.at = timezone.now()
-        event.hash = _hash_of(event)
-        event.save()
-    return event
+        seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        for event in events:
+            event.seq, event.prev_hash = seq, prev_hash
+            event.at = timezone.now()
+            event.hash = _hash_of(event)
+            seq, prev_hash = seq + 1, event.hash
+        if len(events) == 1:
+            events[0].save()
+        else:
+            AuditEvent.objects.bulk_create(events)
 
 
 def _hash_of(event: AuditEvent) -> str:

@@ -32,7 +32,7 @@ import contextlib
 import datetime as dt
 import functools
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from django.db import connection, transaction
 from django.db.models.signals import post_save, pre_delete
@@ -229,39 +229,51 @@ def _apply(
     where: str, params: Sequence, sign: int, cuboids: Sequence[int] = tuple(CUBOIDS), with_sources: bool = True
 ) -> None:
     """Add (sign 1) or subtract (sign -1) the member rows matching `where` to the cuboids' and sources' rows."""
+    cube_sql, cube_constants, source_sql, source_constants = _apply_sql(where, sign, tuple(cuboids), with_sources)
+    with connection.cursor() as cursor:
+        cursor.execute(cube_sql, [value for constants in cube_constants for value in (*constants, *params)])
+        if with_sources:
+            cursor.execute(source_sql, [value for constants in source_constants for value in (*constants, *params)])
+
+
+@functools.lru_cache(maxsize=64)
+def _apply_sql(
+    where: str, sign: int, cuboids: tuple[int, ...], with_sources: bool
+) -> tuple[str, list[tuple], str, list[tuple]]:
+    """The two upserts of `_apply` and, per UNION branch, the constants that come before the `where` parameters.
+
+    Cached: the text is some 40 kB built from ~550 names, and an intake sends the same one each time (issue 8).
+    """
     member = _q(RollupMember._meta.db_table)
     cube = _q(ReferralRollup._meta.db_table)
     sources = _q(SourceRollup._meta.db_table)
     passthrough = ", ".join(f"m.{_q(c)}" for c in _MEMBER_SOURCE_COLUMNS)
     branches = []
+    cube_constants: list[tuple] = []
     for number in cuboids:
         kept = CUBOIDS[number]
-        dims = []
+        dims, constants = [], []
         for d in CUBE_DIMENSIONS:
             if d in ("source_kind", "payer") or d in kept:
                 dims.append(f"m.{_q(d)} AS {_q(d)}")
             else:
                 dims.append(f"%s AS {_q(d)}")
+                constants.append(ALL_TEXT if d in TEXT_DIMENSIONS else ALL_ID)
         branches.append(
             f"SELECT {number} AS cuboid, m.month AS month, {', '.join(dims)}, {passthrough} "  # noqa: S608
             f"FROM {member} m WHERE {where}"
         )
-    branch_params: list = []
-    for number in cuboids:
-        kept = CUBOIDS[number]
-        for d in CUBE_DIMENSIONS:
-            if not (d in ("source_kind", "payer") or d in kept):
-                branch_params.append(ALL_TEXT if d in TEXT_DIMENSIONS else ALL_ID)
-        branch_params.extend(params)
+        cube_constants.append(tuple(constants))
     key = ["cuboid", "month", *CUBE_DIMENSIONS]
     group = ", ".join(f"x.{_q(c)}" for c in key)
+    # Sorted: concurrent writers then lock the rows they share in one order and cannot deadlock over them.
     select = (
         f"SELECT {group}, {', '.join(_measure_sql(sign))} FROM ({' UNION ALL '.join(branches)}) x "  # noqa: S608
         f"WHERE 1 = 1 GROUP BY {group} ORDER BY {group}"
     )
     s = "" if sign > 0 else "-"
     source_branches = []
-    source_params: list = []
+    source_constants: list[tuple] = []
     for kind, column in (
         (SourceKind.PROVIDER, "provider_id"),
         (SourceKind.PRACTICE, "practice_id"),
@@ -273,7 +285,7 @@ def _apply(
             "m.seen AS seen "
             f"FROM {member} m WHERE m.{_q(column)} <> 0 AND ({where})"
         )
-        source_params.extend([kind.value, *params])
+        source_constants.append((kind.value,))
     source_key = ["kind", "source_id", "month", "territory_id", "liaison_id", "specialty", "urgency"]
     source_group = ", ".join(f"x.{_q(c)}" for c in source_key)
     source_select = (
@@ -281,12 +293,12 @@ def _apply(
         f"{s}SUM(CASE WHEN x.seen THEN 1 ELSE 0 END) FROM ({' UNION ALL '.join(source_branches)}) x "
         f"WHERE 1 = 1 GROUP BY {source_group} ORDER BY {source_group}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(_upsert_sql(cube, key, MEASURES, select), branch_params)
-        if with_sources:
-            cursor.execute(
-                _upsert_sql(sources, source_key, ["received", "scheduled", "seen"], source_select), source_params
-            )
+    return (
+        _upsert_sql(cube, key, MEASURES, select),
+        cube_constants,
+        _upsert_sql(sources, source_key, ["received", "scheduled", "seen"], source_select),
+        source_constants,
+    )
 
 
 def _in(column: str, ids: Sequence[int]) -> tuple[str, list]:
@@ -312,21 +324,21 @@ def _prune() -> None:
 _deferred = threading.local()
 
 
-def rollup_sync(referral_ids: Iterable[int]) -> int:
+def rollup_sync(referral_ids: Iterable[int], *, before_writes: Callable[[], None] | None = None) -> int:
     """Bring the rollups up to date for these referrals (saved, changed or deleted); returns how many changed.
 
     Each referral's contribution is recomputed from the records; where it differs from what was added before,
     the old one is subtracted and the new one added, inside one transaction (the caller's, when there is one).
+    `before_writes` runs once, after the reading and before the first write (also when nothing is to be written):
+    `rollups_deferred` uses it to put the audit chain's lock before the shared rows (accounts/audit.py).
     """
     ids = sorted(set(referral_ids))
-    if not ids:
-        return 0
     pending = getattr(_deferred, "ids", None)
     if pending is not None:
         pending.update(ids)
         return 0
-    from refloop.referrals.models import Referral
-
+    if not ids and before_writes is None:
+        return 0
     changed = 0
     calendar = _Calendar()
     # Every referral intake runs this (issue 8): no savepoint of its own inside the caller's transaction (an error
@@ -334,27 +346,41 @@ def rollup_sync(referral_ids: Iterable[int]) -> int:
     # server-side cursor (DECLARE, FETCH, CLOSE: three round trips on PostgreSQL).
     with transaction.atomic(savepoint=False):
         for part in _chunks(ids):
-            rows = Referral.objects.filter(pk__in=part).values_list(*_FACT_COLUMNS)
-            fresh = {m.referral_id: m for m in (_member(row, calendar) for row in rows)}
-            old_rows = RollupMember.objects.filter(pk__in=part)
-            if connection.features.has_select_for_update:
-                old_rows = old_rows.select_for_update()
-            old = {m.referral_id: m for m in old_rows}
-            moved = [pk for pk in part if member_values(old.get(pk)) != member_values(fresh.get(pk))]
-            if not moved:
-                continue
-            changed += len(moved)
-            gone = [pk for pk in moved if pk in old]
-            if gone:
-                _apply(*_in("referral_id", gone), sign=-1)
-                RollupMember.objects.filter(pk__in=gone).delete()
-            added = [fresh[pk] for pk in moved if pk in fresh]
-            if added:
-                RollupMember.objects.bulk_create(added, batch_size=500)
-                _apply(*_in("referral_id", [m.referral_id for m in added]), sign=1)
-            if gone:
-                _prune()
+            gone, added = _sync_plan(part, calendar)
+            if before_writes is not None:
+                before_writes()
+                before_writes = None
+            changed += _sync_write(gone, added)
+        if before_writes is not None:
+            before_writes()
     return changed
+
+
+def _sync_plan(part: Sequence[int], calendar: _Calendar) -> tuple[list[int], list[RollupMember]]:
+    """Reads only (and locks these referrals' own member rows): the member rows to take out and to put in."""
+    from refloop.referrals.models import Referral
+
+    rows = Referral.objects.filter(pk__in=part).values_list(*_FACT_COLUMNS)
+    fresh = {m.referral_id: m for m in (_member(row, calendar) for row in rows)}
+    old_rows = RollupMember.objects.filter(pk__in=part)
+    if connection.features.has_select_for_update:
+        old_rows = old_rows.select_for_update()
+    old = {m.referral_id: m for m in old_rows}
+    moved = [pk for pk in part if member_values(old.get(pk)) != member_values(fresh.get(pk))]
+    return [pk for pk in moved if pk in old], [fresh[pk] for pk in moved if pk in fresh]
+
+
+def _sync_write(gone: list[int], added: list[RollupMember]) -> int:
+    """The writes: member rows out and in, and the sums they change (the rows every referral shares)."""
+    if gone:
+        _apply(*_in("referral_id", gone), sign=-1)
+        RollupMember.objects.filter(pk__in=gone).delete()
+    if added:
+        RollupMember.objects.bulk_create(added, batch_size=500)
+        _apply(*_in("referral_id", [m.referral_id for m in added]), sign=1)
+    if gone:
+        _prune()
+    return len(set(gone) | {m.referral_id for m in added})
 
 
 def rollup_sync_missing() -> int:
@@ -420,8 +446,12 @@ def rollup_rebuild() -> int:
 
 
 @contextlib.contextmanager
-def rollups_deferred() -> Iterator[None]:
-    """Collect the referrals changed inside the block and sync them once at its end (for bulk writers)."""
+def rollups_deferred(*, before_writes: Callable[[], None] | None = None) -> Iterator[None]:
+    """Collect the referrals changed inside the block and sync them once at its end (for bulk writers, and for
+    intakes: the rows every referral shares are then locked only at the end of the transaction, issue 8).
+
+    `before_writes` (for instance `audit_flush`) runs at the end, between the sync's reads and its writes; nested,
+    the outermost block syncs and runs its own."""
     if getattr(_deferred, "ids", None) is not None:
         yield
         return
@@ -431,7 +461,7 @@ def rollups_deferred() -> Iterator[None]:
         ids = _deferred.ids
     finally:
         _deferred.ids = None
-    rollup_sync(ids)
+    rollup_sync(ids, before_writes=before_writes)
 
 
 # Signals: every write of what a referral is counted under --------------------------------------------------------

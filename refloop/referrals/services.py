@@ -12,8 +12,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from refloop.accounts.audit import audit_record
+from refloop.accounts.audit import audit_deferred, audit_flush, audit_record
 from refloop.directory.models import OtherSource, ReferringPractice, ReferringProvider
+from refloop.insights.rollups import rollups_deferred
 from refloop.lib.icd10 import parse_icd10_list
 from refloop.practice.models import Clinician, Location, ServiceLevels
 from refloop.referrals import sla
@@ -171,7 +172,10 @@ def referral_receive(
     received_at = _clean_received_at(received_at, now)
     levels = ServiceLevels.current()
     try:
-        with transaction.atomic():
+        # The audit events, then the rollups' shared rows, are written last (accounts/audit.py, lock order):
+        # concurrent intakes wait for each other over those writes and the commit only, not over the whole
+        # transaction (issue 8).
+        with transaction.atomic(), audit_deferred(), rollups_deferred(before_writes=audit_flush):
             patient, _ = patient_resolve(data=patient_data or {}, patient=patient, by=by)
             referral = Referral(
                 patient=patient,
@@ -302,7 +306,7 @@ def referral_transition(
     role = role or getattr(by, "role", None)
     now = timezone.now()
     at = at or now
-    with transaction.atomic():
+    with transaction.atomic(), audit_deferred(), rollups_deferred(before_writes=audit_flush):  # as in an intake
         current = _locked(referral, expected_version)
         problem = transition_problem(name, current.state, role)
         if problem:

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
+from psycopg.errors import DeadlockDetected
 
-from refloop.accounts.audit import audit_record
+from refloop.accounts.audit import audit_deferred, audit_flush, audit_record
+from refloop.insights.rollups import rollups_deferred
 from refloop.interop.fhir import resources
 from refloop.interop.fhir.mapping_in import Planned, Planner, refuse_if
 from refloop.interop.fhir.outcome import FhirError, Issue, information, operation_outcome
@@ -30,6 +32,7 @@ from refloop.referrals.services import attachment_add, referral_receive
 IN, FHIR = InterfaceMessage.Direction.INBOUND, InterfaceMessage.Protocol.FHIR
 BUNDLE_TYPES = ("transaction", "message")
 DOCUMENT_TYPES = ("DocumentReference", "Binary")
+TRIES = 3  # a transaction PostgreSQL rolls back to break a deadlock is run this many times in all
 
 # Service-side field names -> the FHIR element they came from (for the rare error only the service can see).
 _FIELD_PATHS = {
@@ -81,16 +84,27 @@ def fhir_intake(
         return Answer(202, body)
 
     try:
-        with transaction.atomic():
-            taken = [(p, *_receive(p, by, by_label)) for p in plans]
-            received = [(p, r) for p, r, _ in taken]
-            referrals = [r for _, r in received]
-            created = {p.where for p, _, new in taken if new}
-            status, body, location = _response(endpoint, bundle, received, created, base)
-            warnings = [w for p in plans for w in p.warnings]
-            _log(message_type=message_type, sender=sender, status=InterfaceMessage.Status.ACCEPTED, payload=text,
-                 detail="; ".join(f"{w.expression}: {w.diagnostics}" for w in warnings), body=body,
-                 control_id=control, existing=existing, referral=referrals[0])  # fmt: skip
+        for attempt in range(1, TRIES + 1):
+            try:
+                # The audit events and the rollups are written last, after the message row (see referral_receive).
+                with transaction.atomic(), audit_deferred(), rollups_deferred(before_writes=audit_flush):
+                    taken = [(p, *_receive(p, by, by_label)) for p in plans]
+                    received = [(p, r) for p, r, _ in taken]
+                    referrals = [r for _, r in received]
+                    created = {p.where for p, _, new in taken if new}
+                    status, body, location = _response(endpoint, bundle, received, created, base)
+                    warnings = [w for p in plans for w in p.warnings]
+                    _log(message_type=message_type, sender=sender, status=InterfaceMessage.Status.ACCEPTED,
+                         payload=text, detail="; ".join(f"{w.expression}: {w.diagnostics}" for w in warnings),
+                         body=body, control_id=control, existing=existing, referral=referrals[0])  # fmt: skip
+                break
+            except OperationalError as exc:
+                # PostgreSQL broke a deadlock with another writer (one that takes the same rows in another order)
+                # by rolling this transaction back whole: it is run again.
+                if attempt == TRIES or not isinstance(exc.__cause__, DeadlockDetected):
+                    raise
+                if existing is not None:
+                    existing.attempts -= 1  # _log counted the attempt that was rolled back
     except FhirError as exc:
         _log(message_type=message_type, sender=sender, status=InterfaceMessage.Status.REJECTED, payload=text,
              detail=str(exc), body=operation_outcome(exc.issues))  # fmt: skip
@@ -200,7 +214,7 @@ def _service_issues(exc: ValidationError, plan: Planned) -> list[Issue]:
         if name in _FIELD_PATHS and plan.patient_where:
             where = f"{plan.patient_where}.{_FIELD_PATHS[name]}"
         else:
-            where = f"{plan.where}.{ {'reason': 'reasonCode', 'diagnosis_codes': 'reasonCode'}.get(name, name)}"
+            where = f"{plan.where}.{ {'reason': 'reasonCode', 'diagnosis_codes': 'reasonCode'}.get(name, name) }"
         issues += [Issue(where, message, "value") for message in errors]
     return issues
 
