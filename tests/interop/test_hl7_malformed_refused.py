@@ -24,6 +24,8 @@ CASES = [
     (HAPI_REF, lambda t: set_field(t, "PID", 7, "19000231"), "AE", "PID^1^7^1", "102", "19000231"),
     (HAPI_REF, lambda t: set_field(t, "PID", 7, ""), "AE", "PID^1^7^1", "101", "date of birth"),
     (HAPI_REF, lambda t: set_field(t, "PID", 8, "Q"), "AE", "PID^1^8^1", "103", "'Q'"),
+    # checked by the model's own validation, in the listener (before the AA), not when the worker saves it
+    (HAPI_REF, lambda t: set_field(t, "PID", 13, "^NET^Internet^no-at-sign"), "AE", "PID^1^13^1^4", "102", "email"),
     (HAPI_REF, lambda t: set_field(t, "RF1", 2, "X"), "AE", "RF1^1^2^1", "103", "'X'"),
     (HAPI_REF, lambda t: drop(t, "RF1"), "AE", "RF1^1", "100", "RF1"),
     (HAPI_REF, lambda t: drop(t, "PRD", lambda s: s.startswith("PRD|RP")), "AE", "PRD^1^1^1", "101", "RP"),

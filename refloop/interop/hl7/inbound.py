@@ -9,7 +9,8 @@ Two halves, as an engine's "respond after source" / HL7 accept acknowledgment ex
    the unique index on (sender, MSH-10) recognises a resend, which gets the first answer again, byte for byte.
    Nothing else is written, so the listener costs about a millisecond of CPU per message and answers in a few.
 2. inbound_drain (the `hl7_inbound_drain` task of `refloop worker`): queued messages are made referrals,
-   several per transaction (oldest first; PostgreSQL workers claim them with SKIP LOCKED). Each becomes
+   several per transaction (oldest first; PostgreSQL workers claim them with SKIP LOCKED; the rollups are synced
+   once per batch). Each becomes
    "accepted" with its referral. One that fails there (rare: everything the sender can fix was checked by the
    listener, and an unknown provider is created for review, as before) becomes "failed" with the reason in
    `detail`, in the same transaction; it keeps its payload, and `refloop hl7 requeue-failed` queues it again
@@ -49,6 +50,7 @@ from django.db.models import F
 from refloop.accounts.audit import audit_record
 from refloop.directory.models import ReferringProvider, Source
 from refloop.directory.services import provider_create
+from refloop.insights.rollups import rollups_deferred
 from refloop.interop.hl7 import mapping
 from refloop.interop.hl7.ack import ack_code_of, ack_for
 from refloop.interop.hl7.parse import Message, charset_of, parse
@@ -60,9 +62,9 @@ from refloop.referrals.services import PATIENT_FIELDS, referral_receive
 log = logging.getLogger(__name__)
 Status = InterfaceMessage.Status
 TRIES = 3  # a batch that meets a deadlock or a locked database is run again this many times in all
-BATCH = 50  # messages claimed per worker transaction
-# A batch commits after this long even if it has more: on SQLite the transaction holds the one write lock, which
-# the listener's INSERTs wait for (their ACK latency); on PostgreSQL it only holds the audit chain's lock.
+BATCH = 50  # messages claimed per worker transaction, at most
+# A batch is sized to take about this long: on SQLite the transaction holds the one write lock, which the
+# listener's INSERTs wait for (their ACK latency); on PostgreSQL it holds only the audit chain's lock.
 BATCH_SECONDS = {"sqlite": 0.04, "postgresql": 0.5}
 DRAIN_SECONDS = 30  # one drain task runs this long at most, then queues the next (other tasks get their turn)
 KICK_SECONDS = 0.2  # the listener checks that a drain is queued at most this often while it takes messages
@@ -251,15 +253,21 @@ def inbound_process(ids: list[int]) -> tuple[int, int]:
     return _drain_batch(ids)
 
 
+_per_message = [0.02]  # seconds one message has been taking in this process (a moving average)
+
+
 def _drain_batch(ids: list[int] | None = None) -> tuple[int, int]:
-    budget = BATCH_SECONDS.get(connection.vendor, 0.5)
+    # As many messages as fit in the batch's time, from what they have been taking (at least one).
+    size = max(1, min(BATCH, int(BATCH_SECONDS.get(connection.vendor, 0.5) / _per_message[0])))
     for attempt in range(1, TRIES + 1):
         try:
-            with transaction.atomic():
+            # The rollups' rows every referral shares are synced once for the batch, at its end (one upsert per
+            # row for the batch instead of one per referral, and those rows locked only for the commit).
+            with transaction.atomic(), rollups_deferred():
                 queued = _inbound().filter(status=Status.QUEUED)
                 if ids is not None:
                     queued = queued.filter(pk__in=ids)
-                rows = list(queued.select_for_update(skip_locked=True).order_by("pk")[:BATCH])
+                rows = list(queued.select_for_update(skip_locked=True).order_by("pk")[:size])
                 started = time.monotonic()
                 done = bad = 0
                 for row in rows:
@@ -267,8 +275,8 @@ def _drain_batch(ids: list[int] | None = None) -> tuple[int, int]:
                         done += 1
                     else:
                         bad += 1
-                    if time.monotonic() - started > budget:
-                        break
+            if rows:
+                _per_message[0] = 0.8 * _per_message[0] + 0.2 * (time.monotonic() - started) / len(rows)
             return done, bad
         except OperationalError as exc:  # a deadlock or a locked database: the whole batch again
             if attempt == TRIES:

@@ -22,7 +22,7 @@ def hl7_lease_check(message_id: int, attempt: int) -> str:
     return outbound_lease_expired(message_id, attempt)
 
 
-@task()
+@task(priority=10)  # before the letters each new referral queues: the referrals first, while a burst lasts
 def hl7_inbound_drain() -> str:
     from refloop.interop.hl7.inbound import inbound_drain
 
