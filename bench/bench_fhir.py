@@ -39,7 +39,6 @@ LAST = ["Shaw", "Baxter", "Okafor", "Nguyen", "Silva", "Kowalski", "Haddad", "Mo
 REASONS = ["Knee pain after a fall", "Rotator cuff tear on MRI", "Lumbar radiculopathy", "Suspected meniscal tear"]
 
 
-
 def _recreate_database() -> None:
     import psycopg
 
@@ -112,6 +111,9 @@ class Load:
         headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/fhir+json"}
         while not self.stop:
             body = _service_request(self.next_serial(), rng.choice(self.npis), rng)
+            # Counted when it starts inside the measured window: a request of the warm-up (the workers' first
+            # ones, slowed by their lazy imports) that ends inside it would otherwise count its whole wait.
+            counted = self.measuring
             start = time.perf_counter()
             try:
                 conn.request("POST", "/fhir/ServiceRequest", body=body, headers=headers)
@@ -123,7 +125,7 @@ class Load:
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
             elapsed = (time.perf_counter() - start) * 1000
-            if self.measuring:
+            if counted:
                 with self.lock:
                     if status == 201:
                         self.latencies.append(elapsed)
@@ -171,6 +173,41 @@ def _used(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
+class LockWaits:
+    """Samples pg_stat_activity while the load runs: how many of the intakes' backends are in a transaction, and
+    how many of those wait for a lock (the audit chain's advisory lock, a rollup row, ...). Intakes that serialise
+    show as most of them waiting on a lock; intakes that run side by side do not. On a loaded machine a lock holder
+    that loses its core makes the others wait longer: compare runs taken under similar load."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.states: dict[str, int] = {}
+        self.waiting: dict[str, int] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        query = ("SELECT state, wait_event_type, wait_event FROM pg_stat_activity WHERE datname = %s "
+                 "AND state <> 'idle' AND pid <> pg_backend_pid()")  # fmt: skip
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            while not self.stop.wait(0.02):
+                rows = conn.execute(query, [DATABASE]).fetchall()
+                self.samples += 1
+                for state, kind, event in rows:
+                    self.states[state] = self.states.get(state, 0) + 1
+                    if kind == "Lock":
+                        self.waiting[event] = self.waiting.get(event, 0) + 1
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "no samples"
+        n = self.samples
+        states = ", ".join(f"{state} {count / n:.2f}" for state, count in sorted(self.states.items()))
+        waits = ", ".join(f"{event} {count / n:.2f}" for event, count in sorted(self.waiting.items()))
+        return (f"backends in a transaction on average: {states or 'none'}; waiting for a lock "
+                f"{sum(self.waiting.values()) / n:.2f} ({waits or 'none'})")  # fmt: skip
+
 
 def run(seconds: float, warmup: float, clients: int, workers: int, threads: int) -> None:
     env = leg_env("postgres", NAME)
@@ -196,12 +233,17 @@ def run(seconds: float, warmup: float, clients: int, workers: int, threads: int)
         for thread in pool:
             thread.start()
         time.sleep(warmup)
+        waits = LockWaits()
+        sampler = threading.Thread(target=waits.run, daemon=True)
         cpu_before, client_before = _snapshot(server.pid), time.process_time()
+        sampler.start()
         load.measuring = True
         started = time.perf_counter()
         time.sleep(seconds)
         load.measuring = False
         elapsed = time.perf_counter() - started
+        waits.stop.set()
+        sampler.join(timeout=10)
         cpu_after, client_cpu = _snapshot(server.pid), time.process_time() - client_before
         load.stop = True
         for thread in pool:
@@ -224,13 +266,16 @@ def run(seconds: float, warmup: float, clients: int, workers: int, threads: int)
     if load.errors:
         print("errors:", sorted(set(load.errors))[:10])
     print(f"measured {elapsed:.1f} s after {warmup:.0f} s of warm-up; load average {load_average()}")
+    print(f"PostgreSQL, sampled every 20 ms: {waits.summary()}")
     # What one referral costs in CPU, whatever else the machine is doing: the rate two idle cores would allow.
     count = max(len(ordered), 1)
     web_ms = _used(cpu_before[0], cpu_after[0]) * 1000 / count
     db_ms = _used(cpu_before[1], cpu_after[1]) * 1000 / count
     client_ms = client_cpu * 1000 / count
-    print(f"CPU per referral: gunicorn {web_ms:.1f} ms, PostgreSQL {db_ms:.1f} ms, this client {client_ms:.1f} ms; "
-          f"two idle cores would allow about {2000 / (web_ms + db_ms + client_ms):.0f} referrals/s")
+    print(
+        f"CPU per referral: gunicorn {web_ms:.1f} ms, PostgreSQL {db_ms:.1f} ms, this client {client_ms:.1f} ms; "
+        f"two idle cores would allow about {2000 / (web_ms + db_ms + client_ms):.0f} referrals/s"
+    )
 
 
 def _wait_for(port: int, server: subprocess.Popen) -> None:
