@@ -4,7 +4,8 @@ The model. A source's referrals in week w are negative-binomial with mean `usual
 mu^2 / k): `usual` is the source's own deseasonalised weekly rate from its history before the monitored weeks
 (up to two years; a gamma posterior, shrunk toward the peer mean so a short history does not swing wildly),
 `index` the practice-wide level of each week (season, holidays, growth) from every established source at once,
-and `k` each source's overdispersion, its own moment estimate shrunk toward the pooled one (empirical Bayes).
+and `k` each source's overdispersion, its own moment estimate shrunk toward the pooled one (empirical Bayes, the
+spread between sources weighted by each estimate's precision).
 
 The tests, over the last `monitor_weeks` (26), each the best evidence for a change at any week of the window:
 - slipping (rate now 0.5 or 0.2 x usual) and rising (2 x usual): the log-likelihood ratio of the referrals
@@ -45,9 +46,9 @@ class Params:
     # Thresholds by usual volume (referrals a month: under 4, 4-8, 8-16, 16 and more), calibrated by
     # `python -m bench bench_earlywarning` for at most 1 false alert per 100 stable sources per quarter in each band.
     volume_edges: tuple[float, ...] = (4.0, 8.0, 16.0)
-    slipping_thresholds: tuple[float, ...] = (6.63, 6.28, 6.17, 6.29)
-    dormant_thresholds: tuple[float, ...] = (8.81, 8.29, 7.63, 7.49)
-    rising_thresholds: tuple[float, ...] = (3.92, 4.93, 5.9, 7.31)
+    slipping_thresholds: tuple[float, ...] = (6.64, 6.29, 6.19, 6.04)
+    dormant_thresholds: tuple[float, ...] = (8.87, 8.25, 7.67, 7.14)
+    rising_thresholds: tuple[float, ...] = (3.94, 4.97, 5.88, 6.76)
     resolve_fraction: float = 0.5  # an open alert resolves once its statistic falls below this share of the threshold
     min_dispersion: float = 0.5  # bounds on the pooled NB size k
     max_dispersion: float = 1000.0
@@ -120,7 +121,8 @@ def dispersion(counts: np.ndarray, expected: np.ndarray, mask: np.ndarray, param
 
     E[(c - e)^2 - c] = e^2 / k for NB counts of mean e, so sum((c - e)^2 - c) / sum(e^2) estimates 1/k; its
     sampling variance is about 2 sum(e^2 (1 + e/k)^2) / sum(e^2)^2 (large for a small source, which then
-    leans on the pool). The spread of the true 1/k between sources is estimated by moments too (empirical Bayes).
+    leans on the pool). The spread of the true 1/k between sources is estimated by moments too (empirical Bayes,
+    DerSimonian-Laird: each source's estimate weighted by its precision).
     """
     c, e = counts * mask, expected * mask
     e2 = e * e
@@ -134,11 +136,27 @@ def dispersion(counts: np.ndarray, expected: np.ndarray, mask: np.ndarray, param
     pooled_phi = float(np.clip(pooled_phi, 1.0 / params.max_dispersion, 1.0 / params.min_dispersion))
     spread_e = 1 + e * pooled_phi
     noise = np.where(ok, 2.0 * (e2 * spread_e * spread_e).sum(axis=1) / (safe * safe), np.inf)
-    finite = ok & np.isfinite(noise)
-    spread = max(float(raw[finite].var()) - float(noise[finite].mean()), 0.0) if finite.sum() > 1 else 0.0
+    finite = ok & np.isfinite(noise) & (noise > 0)
+    spread = _between_spread(raw[finite], noise[finite])
     weight = np.where(finite, spread / (spread + noise), 0.0)
     phi = pooled_phi + weight * (raw - pooled_phi)
     return 1.0 / np.clip(phi, 1.0 / params.max_dispersion, 1.0 / params.min_dispersion)
+
+
+def _between_spread(raw: np.ndarray, noise: np.ndarray) -> float:
+    """The variance of the true values behind noisy estimates `raw` of sampling variances `noise` (DerSimonian-Laird).
+
+    Each estimate is weighted by its precision, so a practice's many small sources (whose estimates are mostly
+    noise) do not swamp the spread the large ones show plainly: an unweighted var(raw) - mean(noise) came out 0
+    whenever small sources were present, and every source then got the pooled k.
+    """
+    if raw.size < 2:
+        return 0.0
+    w = 1.0 / noise
+    centre = float((w * raw).sum() / w.sum())
+    q = float((w * (raw - centre) ** 2).sum())
+    scale = float(w.sum() - (w * w).sum() / w.sum())
+    return max((q - (raw.size - 1)) / scale, 0.0) if scale > 0 else 0.0
 
 
 @dataclass

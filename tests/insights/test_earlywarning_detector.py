@@ -95,3 +95,18 @@ def test_the_naive_rule_compares_the_last_four_weeks_with_the_four_before():
     assert ew.naive_rule(counts).tolist() == [True, False, False]
     assert ew.naive_score(counts)[:2] == pytest.approx([0.3, 0.2])  # 14 on 20, 16 on 20
     assert ew.naive_score(counts)[2] == -np.inf  # nothing to fall from
+
+
+def nb_counts(rng: np.random.Generator, per_week: float, k: float, n: int) -> np.ndarray:
+    return rng.poisson(rng.gamma(k, per_week / k, size=(n, WEEKS))).astype(float)
+
+
+def test_large_sources_keep_their_own_overdispersion_beside_many_small_ones():
+    # 400 sources of 0.3 a week say almost nothing about their k; 40 of 8 a week with k = 3 and 40 with k = 100
+    # say plainly. An unweighted spread estimate drowned the large ones in the small ones' noise and gave all the
+    # pooled k; the precision-weighted one keeps them apart.
+    rng = np.random.default_rng(7)
+    counts = np.vstack([nb_counts(rng, 0.3, 20.0, 400), nb_counts(rng, 8.0, 3.0, 40), nb_counts(rng, 8.0, 100.0, 40)])
+    k = ew.scan(counts).dispersion
+    assert np.median(k[400:440]) < 5.0
+    assert np.median(k[440:]) > 3 * np.median(k[400:440])
