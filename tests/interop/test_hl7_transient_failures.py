@@ -64,3 +64,15 @@ def test_a_failure_after_the_aa_is_kept_failed_with_its_reason_and_can_be_queued
 
     kept.refresh_from_db()
     assert kept.status == "accepted" and kept.referral == Referral.objects.get()
+
+
+@pytest.mark.django_db(transaction=True)  # the worker closes its connection, as it does in production
+def test_a_message_left_queued_is_made_a_referral_when_the_worker_starts(reference_dir):
+    """A listener stopped between its commit and queuing the drain: the worker's start queues it."""
+    answer = inbound.hl7_message_accept(raw=reference_text(reference_dir, ONC_OMG).encode(), via="test")
+    assert answer.code == "AA" and answer.message.status == "queued"
+
+    call_command("worker", batch=True, interval=0, verbosity=0)
+
+    message = InterfaceMessage.objects.get()
+    assert message.status == "accepted" and message.referral == Referral.objects.get()
