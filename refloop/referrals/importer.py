@@ -45,6 +45,10 @@ All or nothing: one transaction per file. Any row error rolls the whole file bac
 accept the valid rows: then they are imported and the rejected ones (with row number and errors) are written to
 a CSV. A dry run does the whole import and rolls it back. Each committed run writes one audit event, with counts
 only (no patient data).
+
+The dashboard's rollups (insights/rollups.py) are kept in the same transaction, without the model saves that keep
+them for a single referral: each referral's member row is written with it, and a committed run adds exactly the
+rows it wrote to the sums, set-based (insights/rollup_bulk.py), so the cost follows the rows imported.
 """
 
 from __future__ import annotations
