@@ -347,10 +347,13 @@ def rollup_sync(referral_ids: Iterable[int], *, before_writes: Callable[[], None
     with transaction.atomic(savepoint=False):
         for part in _chunks(ids):
             gone, added = _sync_plan(part, calendar)
+            new_only = bool(added) and not gone  # new member rows only: written before the shared rows' lock
+            if new_only:
+                RollupMember.objects.bulk_create(added, batch_size=500)
             if before_writes is not None:
                 before_writes()
                 before_writes = None
-            changed += _sync_write(gone, added)
+            changed += _sync_write(gone, added, inserted=new_only)
         if before_writes is not None:
             before_writes()
     return changed
@@ -370,13 +373,15 @@ def _sync_plan(part: Sequence[int], calendar: _Calendar) -> tuple[list[int], lis
     return [pk for pk in moved if pk in old], [fresh[pk] for pk in moved if pk in fresh]
 
 
-def _sync_write(gone: list[int], added: list[RollupMember]) -> int:
-    """The writes: member rows out and in, and the sums they change (the rows every referral shares)."""
+def _sync_write(gone: list[int], added: list[RollupMember], *, inserted: bool = False) -> int:
+    """The writes: member rows out and in (unless `inserted` already), and the sums they change (the rows every
+    referral shares)."""
     if gone:
         _apply(*_in("referral_id", gone), sign=-1)
         RollupMember.objects.filter(pk__in=gone).delete()
     if added:
-        RollupMember.objects.bulk_create(added, batch_size=500)
+        if not inserted:
+            RollupMember.objects.bulk_create(added, batch_size=500)
         _apply(*_in("referral_id", [m.referral_id for m in added]), sign=1)
     if gone:
         _prune()
