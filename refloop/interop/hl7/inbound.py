@@ -67,6 +67,7 @@ BATCH = 50  # messages claimed per worker transaction, at most
 # listener's INSERTs wait for (their ACK latency); on PostgreSQL it holds only the audit chain's lock.
 BATCH_SECONDS = {"sqlite": 0.04, "postgresql": 0.5}
 DRAIN_SECONDS = 30  # one drain task runs this long at most, then queues the next (other tasks get their turn)
+SQLITE_PAUSE = 0.03  # seconds the SQLite worker leaves the write lock free between batches while messages come
 KICK_SECONDS = 0.2  # the listener checks that a drain is queued at most this often while it takes messages
 
 
@@ -237,6 +238,7 @@ def inbound_drain(*, seconds: float = DRAIN_SECONDS) -> str:
     """Make referrals of the queued messages, batch after batch, until none is left or `seconds` have passed."""
     started = time.monotonic()
     accepted = failed = 0
+    newest = _newest()
     while True:
         done, bad = _drain_batch()
         accepted, failed = accepted + done, failed + bad
@@ -245,7 +247,19 @@ def inbound_drain(*, seconds: float = DRAIN_SECONDS) -> str:
         if time.monotonic() - started > seconds:
             inbound_kick()  # more may be waiting: the next drain takes them after the worker's other tasks
             break
+        if connection.vendor == "sqlite":
+            # SQLite has one write lock, and a writer waiting for it polls (1, 2, 5, 10, 15 ms...): a worker that
+            # begins its next batch at once takes it again and again, and the listener's INSERTs (the ACKs) wait
+            # behind the whole drain. While messages are still arriving, leave the lock free between batches.
+            latest = _newest()
+            if latest != newest:
+                newest = latest
+                time.sleep(SQLITE_PAUSE)
     return f"{accepted} referral message(s) accepted, {failed} failed"
+
+
+def _newest() -> int | None:
+    return _inbound().order_by("-pk").values_list("pk", flat=True).first()
 
 
 def inbound_process(ids: list[int]) -> tuple[int, int]:
