@@ -11,6 +11,7 @@ from django.test import Client
 
 from refloop.accounts.audit import audit_verify
 from refloop.accounts.models import AuditEvent
+from refloop.insights import rollups
 from refloop.interop.models import InterfaceMessage
 from refloop.referrals.models import Referral
 from tests.directory.factories import provider
@@ -49,7 +50,8 @@ def _service_request(serial: int, npi: str) -> dict:
     }
 
 
-def test_simultaneous_intakes_are_each_taken_once_and_audited_in_one_chain():
+def test_simultaneous_intakes_are_each_taken_once_and_audited_in_one_chain(monkeypatch):
+    monkeypatch.setattr(rollups, "VACUUM_EVERY", 3)  # the sums' tables vacuumed after commits, amid the load
     npis = [provider(last_name=f"Referrer{n}").npi for n in range(2)]  # shared sources: the same rollup rows
     key = api_key("referrals.edit", name="ehr")
     start = threading.Barrier(SENDERS)
