@@ -67,7 +67,7 @@ BATCH = 50  # messages claimed per worker transaction, at most
 # listener's INSERTs wait for (their ACK latency); on PostgreSQL it holds only the audit chain's lock.
 BATCH_SECONDS = {"sqlite": 0.04, "postgresql": 0.5}
 DRAIN_SECONDS = 30  # one drain task runs this long at most, then queues the next (other tasks get their turn)
-SQLITE_PAUSE = 0.03  # seconds the SQLite worker leaves the write lock free between batches while messages come
+SQLITE_PAUSE = 0.06  # seconds the SQLite worker leaves the write lock free between batches while messages come
 KICK_SECONDS = 0.2  # the listener checks that a drain is queued at most this often while it takes messages
 
 
