@@ -61,7 +61,7 @@ from refloop.referrals.workflow import OPEN_STATES, State
 
 TEXT_DIMENSIONS = frozenset({"source_kind", "payer", "specialty", "urgency"})
 # PostgreSQL: the shared sums are vacuumed after this many syncs that wrote them, per process (see _vacuum_soon).
-VACUUM_EVERY = 100
+VACUUM_EVERY = 20
 
 log = logging.getLogger(__name__)
 
