@@ -10,6 +10,8 @@ import pytest
 from django.core.management import call_command
 from django.db import OperationalError
 
+from refloop.accounts.audit import audit_verify
+from refloop.accounts.models import AuditEvent
 from refloop.interop.hl7 import inbound
 from refloop.interop.models import InterfaceMessage
 from refloop.referrals.models import Referral
@@ -55,6 +57,9 @@ def test_a_failure_after_the_aa_is_kept_failed_with_its_reason_and_can_be_queued
     assert kept.status == "failed" and kept.control_id == "17882" and kept.payload.startswith("MSH|")
     assert "not made a referral" in kept.detail and "RuntimeError" in kept.detail
     assert not Referral.objects.exists()
+    # the failed message's receipt was dropped with its savepoint; the chain holds together
+    assert not AuditEvent.objects.filter(action="interop.hl7.receive").exists()
+    assert audit_verify().ok
 
     out = StringIO()
     call_command("hl7", "requeue-failed", stdout=out)
@@ -64,6 +69,8 @@ def test_a_failure_after_the_aa_is_kept_failed_with_its_reason_and_can_be_queued
 
     kept.refresh_from_db()
     assert kept.status == "accepted" and kept.referral == Referral.objects.get()
+    assert AuditEvent.objects.filter(action="interop.hl7.receive").count() == 1
+    assert audit_verify().ok
 
 
 @pytest.mark.django_db(transaction=True)  # the worker closes its connection, as it does in production

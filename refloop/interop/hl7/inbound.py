@@ -47,7 +47,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, connection, connections, transaction
 from django.db.models import F
 
-from refloop.accounts.audit import audit_record
+from refloop.accounts.audit import audit_deferred, audit_flush, audit_record
 from refloop.directory.models import ReferringProvider, Source
 from refloop.directory.services import provider_create
 from refloop.insights.rollups import rollups_deferred
@@ -276,8 +276,10 @@ def _drain_batch(ids: list[int] | None = None) -> tuple[int, int]:
     for attempt in range(1, TRIES + 1):
         try:
             # The rollups' rows every referral shares are synced once for the batch, at its end (one upsert per
-            # row for the batch instead of one per referral, and those rows locked only for the commit).
-            with transaction.atomic(), rollups_deferred():
+            # row for the batch instead of one per referral), and the audit events appended between the sync's
+            # reads and writes: the chain's lock and those rows are held for the batch's last statements only
+            # (accounts/audit.py), so the web and FHIR intakes do not wait for the whole batch.
+            with transaction.atomic(), audit_deferred(), rollups_deferred(before_writes=audit_flush):
                 queued = _inbound().filter(status=Status.QUEUED)
                 if ids is not None:
                     queued = queued.filter(pk__in=ids)
@@ -310,10 +312,9 @@ def _process(row: InterfaceMessage) -> bool:
     """One queued message made a referral (True), or marked failed with the reason (False)."""
     via = row.detail.removeprefix("queued; received by ")
     try:
-        with transaction.atomic():  # a savepoint: a failure undoes this message only
+        # a savepoint: a failure undoes this message only, and drops the audit events it kept
+        with transaction.atomic(), audit_deferred():
             request = mapping.read_referral(_reparse(row.payload))
-            # The receipt goes in the audit trail first: appending takes the audit chain's lock (held to the
-            # commit), so concurrent intakes take it before any other lock and cannot deadlock on PostgreSQL.
             audit_record(
                 actor=None,
                 actor_label=f"HL7 {row.sender or 'sender'}"[:150],
