@@ -96,3 +96,23 @@ def test_the_dashboard_loads_the_source_lists_after_it_renders(users, client_as,
     full = client.get("/insights/sources/", query).content.decode()
     assert "<html" in full and "Busybody" in full
     assert client_as("liaison").get("/insights/sources/", query).status_code == 403
+
+
+def test_the_new_list_holds_the_busiest_newcomers_when_old_sources_outrank_them(users, period):
+    start, end = period
+    by, main = users["coordinator"], location()
+    returning = [provider(last_name=f"Returning{i}") for i in range(3)]  # silent the period before, not new
+    newcomers = [provider(last_name=f"Newcomer{i}") for i in range(4)]
+    for source in returning:
+        referral(by=by, source=source, received_at=_at(add_months(start, -30)), location=main)
+        for _ in range(6):
+            referral(by=by, source=source, received_at=_at(end), location=main)
+    for count, source in zip([1, 4, 2, 3], newcomers, strict=True):
+        for _ in range(count):
+            referral(by=by, source=source, received_at=_at(start), location=main)
+
+    for values in ({}, {"location": main.pk}):  # the per-source sums, then the member rows
+        filters = Filters(start=start, end=end, values=values)
+        assert [(s["id"], s["received"]) for s in selectors.provider_lists(filters, limit=2)["new"]] == [
+            (newcomers[1].pk, 4), (newcomers[3].pk, 3),
+        ]  # fmt: skip
