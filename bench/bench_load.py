@@ -505,7 +505,7 @@ def main(seconds: int = 120, users: int = 40, think: tuple[float, float] = THINK
     print(f"status classes: {dict(ledger.statuses)}; refused connections while restarting: {ledger.unavailable}")
     print(
         f"steady state (not the first {ARRIVAL} s of arrivals, not the {RECOVERY} s after the web server's kill): "
-        f"n {steady['n']}, p50 {steady['p50']} ms, p95 {steady['p95']} ms, p99 {steady['p99']} ms"
+        f"n {steady['n']}, p50 {steady['p50']:.1f} ms, p95 {steady['p95']:.1f} ms, p99 {steady['p99']:.1f} ms"
     )
     print(f"server errors: {len(ledger.server_errors)} {ledger.server_errors[:5]}")
     print(f"worker drain exit {drain.returncode}")
