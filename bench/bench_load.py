@@ -507,6 +507,12 @@ def main(seconds: int = 120, users: int = 40, think: tuple[float, float] = THINK
         f"steady state (not the first {ARRIVAL} s of arrivals, not the {RECOVERY} s after the web server's kill): "
         f"n {steady['n']}, p50 {steady['p50']:.1f} ms, p95 {steady['p95']:.1f} ms, p99 {steady['p99']:.1f} ms"
     )
+    for window in range(0, int(elapsed) + 1, 10):  # where the slow requests were: arrivals, the kills, the restart
+        samples = [ms for at, ms in ledger.starts if window <= at - started < window + 10]
+        if samples:
+            figures = summary(samples)
+            print(f"  requests started {window:3d}-{window + 10:3d} s: n {figures['n']}, p50 {figures['p50']:.0f} ms, "
+                  f"p95 {figures['p95']:.0f} ms, max {figures['max']:.0f} ms")  # fmt: skip
     print(f"server errors: {len(ledger.server_errors)} {ledger.server_errors[:5]}")
     print(f"worker drain exit {drain.returncode}")
     print(check.stdout.strip() or check.stderr.strip())
