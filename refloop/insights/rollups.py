@@ -414,6 +414,10 @@ def _vacuum_soon() -> None:
 
 
 def _vacuum() -> None:
+    if connection.in_atomic_block:
+        # VACUUM cannot run inside a transaction block, and a failed statement would abort the enclosing one: this
+        # happens only when commit callbacks run inside an outer transaction (a test's), never after a real commit.
+        return
     tables = ", ".join(_q(model._meta.db_table) for model in (ReferralRollup, SourceRollup))
     try:
         with connection.cursor() as cursor:
