@@ -35,7 +35,6 @@ from refloop.insights.models import (
     ReferralRollup,
     RollupMember,
     SourceKind,
-    SourceRollup,
 )
 from refloop.insights.rollups import (
     MEMBER_FIELDS,
@@ -46,6 +45,7 @@ from refloop.insights.rollups import (
     _q,
     _upsert_sql,
     member_values,
+    sources_upsert_sql,
 )
 
 DIMENSION_COLUMNS = (
@@ -57,11 +57,6 @@ MEMBER_COLUMNS = (*DIMENSION_COLUMNS, *OUTCOME_COLUMNS)
 DELTA_TABLE = "refloop_rollup_delta"
 MAX_RUNS = 200
 FOLD_WORK_MEM = "128MB"  # PostgreSQL's work_mem while folding (hash groupings may use twice that)
-_SOURCES = (
-    (SourceKind.PROVIDER, "provider_id"),
-    (SourceKind.PRACTICE, "practice_id"),
-    (SourceKind.OTHER, "other_source_id"),
-)
 _OUTCOME_AT = tuple(MEMBER_FIELDS.index(name) for name in OUTCOME_COLUMNS)
 _PROVIDER = SourceKind.PROVIDER.value
 
@@ -206,20 +201,5 @@ def _cuboid_upsert(number: int) -> tuple[str, list]:
 
 def _sources_upsert(where: str, params: list) -> tuple[str, list]:
     """The per-source sums of the member rows in the runs (as rollups._apply adds them)."""
-    member = _q(RollupMember._meta.db_table)
-    branches, branch_params = [], []
-    for kind, column in _SOURCES:
-        branches.append(
-            f"SELECT %s AS kind, x.{_q(column)} AS source_id, x.month AS month, x.territory_id AS territory_id, "  # noqa: S608
-            "x.liaison_id AS liaison_id, x.specialty AS specialty, x.urgency AS urgency, x.scheduled AS scheduled, "
-            f"x.seen AS seen FROM {member} x WHERE x.{_q(column)} <> 0 AND {where}"
-        )
-        branch_params += [kind.value, *params]
-    key = ["kind", "source_id", "month", "territory_id", "liaison_id", "specialty", "urgency"]
-    group = ", ".join(f"s.{_q(c)}" for c in key)
-    select = (
-        f"SELECT {group}, COUNT(*), SUM(CASE WHEN s.scheduled THEN 1 ELSE 0 END), "  # noqa: S608
-        f"SUM(CASE WHEN s.seen THEN 1 ELSE 0 END) FROM ({' UNION ALL '.join(branches)}) s "
-        f"WHERE 1 = 1 GROUP BY {group} ORDER BY {group}"
-    )
-    return _upsert_sql(_q(SourceRollup._meta.db_table), key, ["received", "scheduled", "seen"], select), branch_params
+    sql, constants = sources_upsert_sql(where, 1, "x")
+    return sql, [value for branch in constants for value in (*branch, *params)]

@@ -252,7 +252,6 @@ def _apply_sql(
     """
     member = _q(RollupMember._meta.db_table)
     cube = _q(ReferralRollup._meta.db_table)
-    sources = _q(SourceRollup._meta.db_table)
     passthrough = ", ".join(f"m.{_q(c)}" for c in _MEMBER_SOURCE_COLUMNS)
     branches = []
     cube_constants: list[tuple] = []
@@ -277,34 +276,40 @@ def _apply_sql(
         f"SELECT {group}, {', '.join(_measure_sql(sign))} FROM ({' UNION ALL '.join(branches)}) x "  # noqa: S608
         f"WHERE 1 = 1 GROUP BY {group} ORDER BY {group}"
     )
+    source_sql, source_constants = sources_upsert_sql(where, sign, "m")
+    return _upsert_sql(cube, key, MEASURES, select), cube_constants, source_sql, source_constants
+
+
+SOURCE_COLUMNS = (
+    (SourceKind.PROVIDER, "provider_id"),
+    (SourceKind.PRACTICE, "practice_id"),
+    (SourceKind.OTHER, "other_source_id"),
+)
+SOURCE_KEY = ("kind", "source_id", "month", "territory_id", "liaison_id", "specialty", "urgency")
+
+
+def sources_upsert_sql(where: str, sign: int, alias: str) -> tuple[str, list[tuple]]:
+    """The upsert adding (sign 1) or subtracting (-1) the member rows matching `where` to the per-source sums, and
+    per UNION branch the constant that comes before the `where` parameters. `where` names the member table as
+    `alias`. One builder for the per-referral sync and the import's set-based fold (rollup_bulk)."""
+    member = _q(RollupMember._meta.db_table)
     s = "" if sign > 0 else "-"
-    source_branches = []
-    source_constants: list[tuple] = []
-    for kind, column in (
-        (SourceKind.PROVIDER, "provider_id"),
-        (SourceKind.PRACTICE, "practice_id"),
-        (SourceKind.OTHER, "other_source_id"),
-    ):
-        source_branches.append(
-            f"SELECT %s AS kind, m.{_q(column)} AS source_id, m.month AS month, m.territory_id AS territory_id, "  # noqa: S608
-            "m.liaison_id AS liaison_id, m.specialty AS specialty, m.urgency AS urgency, m.scheduled AS scheduled, "
-            "m.seen AS seen "
-            f"FROM {member} m WHERE m.{_q(column)} <> 0 AND ({where})"
+    branches = []
+    for _kind, column in SOURCE_COLUMNS:
+        branches.append(
+            f"SELECT %s AS kind, {alias}.{_q(column)} AS source_id, {alias}.month AS month, "  # noqa: S608
+            f"{alias}.territory_id AS territory_id, {alias}.liaison_id AS liaison_id, {alias}.specialty AS specialty, "
+            f"{alias}.urgency AS urgency, {alias}.scheduled AS scheduled, {alias}.seen AS seen "
+            f"FROM {member} {alias} WHERE {alias}.{_q(column)} <> 0 AND ({where})"
         )
-        source_constants.append((kind.value,))
-    source_key = ["kind", "source_id", "month", "territory_id", "liaison_id", "specialty", "urgency"]
-    source_group = ", ".join(f"x.{_q(c)}" for c in source_key)
-    source_select = (
-        f"SELECT {source_group}, {s}COUNT(*), {s}SUM(CASE WHEN x.scheduled THEN 1 ELSE 0 END), "  # noqa: S608
-        f"{s}SUM(CASE WHEN x.seen THEN 1 ELSE 0 END) FROM ({' UNION ALL '.join(source_branches)}) x "
-        f"WHERE 1 = 1 GROUP BY {source_group} ORDER BY {source_group}"
+    group = ", ".join(f"u.{_q(c)}" for c in SOURCE_KEY)
+    select = (
+        f"SELECT {group}, {s}COUNT(*), {s}SUM(CASE WHEN u.scheduled THEN 1 ELSE 0 END), "  # noqa: S608
+        f"{s}SUM(CASE WHEN u.seen THEN 1 ELSE 0 END) FROM ({' UNION ALL '.join(branches)}) u "
+        f"WHERE 1 = 1 GROUP BY {group} ORDER BY {group}"  # sorted: writers lock shared rows in one order
     )
-    return (
-        _upsert_sql(cube, key, MEASURES, select),
-        cube_constants,
-        _upsert_sql(sources, source_key, ["received", "scheduled", "seen"], source_select),
-        source_constants,
-    )
+    sql = _upsert_sql(_q(SourceRollup._meta.db_table), SOURCE_KEY, ["received", "scheduled", "seen"], select)
+    return sql, [(kind.value,) for kind, _column in SOURCE_COLUMNS]
 
 
 def _in(column: str, ids: Sequence[int]) -> tuple[str, list]:
