@@ -52,5 +52,9 @@ class Command(BaseCommand):
             "20",
             "--timeout",
             "60",
+            # The master imports the application and warms it (every view, every template) once, then forks the
+            # workers: they start in a fraction of the time, and their first requests are not slower than the rest.
+            "--preload",
         ]
+        os.environ["REFLOOP_WARM"] = "1"
         os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn, fixed arguments
