@@ -104,3 +104,32 @@ def reference_dir():
             f"the reference artefacts are missing: expected them at {path} (set REFLOOP_REFERENCE_DIR)"
         )
     return path
+
+
+def shared_demo(seed: int):
+    """A module-scoped fixture: the tiny demo practice loaded once for a whole test module.
+
+    Loading it takes some 12 s, and a module of read-mostly tests used to load it once per test. The practice is
+    written inside a transaction opened for the module and rolled back at its end; each test then runs in a savepoint
+    inside that transaction (pytest-django's `db`), so whatever a test writes is undone before the next. Only for
+    modules whose every test uses it (the practice stays until the module ends) and uses `db` (not
+    `transactional_db` or a live server, which would empty the tables).
+    """
+
+    @pytest.fixture(scope="module")
+    def loaded(django_db_setup, django_db_blocker):
+        from django.db import transaction
+
+        from refloop import demo
+
+        with django_db_blocker.unblock():
+            block = transaction.atomic()
+            block.__enter__()
+            try:
+                demo.load(seed=seed, scale="tiny")
+                yield seed
+            finally:
+                transaction.set_rollback(True)
+                block.__exit__(None, None, None)
+
+    return loaded

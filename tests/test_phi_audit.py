@@ -24,7 +24,6 @@ from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from refloop import demo
 from refloop.accounts.models import AuditEvent
 from refloop.letters import services as letter_services
 from refloop.letters.models import Delivery, Letter, LetterKind, LetterLink, new_token, token_hash
@@ -33,6 +32,7 @@ from refloop.referrals import services as referral_services
 from refloop.referrals.importer import CANONICAL_FIELDS
 from refloop.referrals.models import Patient, Referral
 from refloop.referrals.workflow import OPEN_STATES, State
+from tests.conftest import shared_demo
 
 pytestmark = pytest.mark.django_db
 
@@ -69,11 +69,14 @@ def _head() -> int:
     return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
 
 
+demo_loaded = shared_demo(seed=11)
+
+
 @pytest.fixture
-def practice(db, settings, tmp_path):
+def practice(db, demo_loaded, settings, tmp_path):
+    """The tiny demo practice (seed 11), loaded once for this module; each test's writes are rolled back."""
     settings.DATA_DIR = tmp_path  # import uploads
     settings.MEDIA_ROOT = tmp_path / "media"
-    demo.load(seed=11, scale="tiny")
 
 
 def _import_csv() -> bytes:

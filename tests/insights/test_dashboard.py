@@ -8,19 +8,22 @@ from urllib.parse import urlencode
 
 import pytest
 
-from refloop import demo
 from refloop.directory.models import Territory
 from refloop.insights.filters import add_months, default_period
 from refloop.insights.models import RollupMember
 from refloop.referrals.models import Referral
 from refloop.referrals.workflow import State
+from tests.conftest import shared_demo
 
 pytestmark = pytest.mark.django_db
 
 
+demo_loaded = shared_demo(seed=7)
+
+
 @pytest.fixture
-def practice(db):
-    demo.load(seed=7, scale="tiny")
+def practice(db, demo_loaded):
+    """The tiny demo practice (seed 7), loaded once for this module; each test's writes are rolled back."""
 
 
 @pytest.fixture

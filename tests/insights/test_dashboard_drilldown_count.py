@@ -11,20 +11,23 @@ from django.db import connection
 from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 
-from refloop import demo
 from refloop.directory.models import Territory
 from refloop.insights import selectors
 from refloop.insights.filters import Filters, add_months, default_period
 from refloop.insights.models import RollupMember
 from refloop.practice.models import Location
+from tests.conftest import shared_demo
 
 pytestmark = pytest.mark.django_db
 REPORT_TARGET = 5
 
 
+demo_loaded = shared_demo(seed=7)
+
+
 @pytest.fixture
-def practice(db):
-    demo.load(seed=7, scale="tiny")
+def practice(db, demo_loaded):
+    """The tiny demo practice (seed 7), loaded once for this module; each test's writes are rolled back."""
 
 
 def _year() -> Filters:
