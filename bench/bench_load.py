@@ -11,6 +11,11 @@ clients keep a ledger of every write the server confirmed; afterwards a consiste
 finds each one in the database, checks every confirmed move left exactly one event, that every letter queued was
 sent at most once (counted at the SMTP sink), and runs `refloop audit verify` when the audit chain exists.
 Targets: zero server errors, p95 under 300 ms, nothing lost, no letter sent twice.
+
+The staff first arrive over ten seconds and log in (the shift start: 40 argon2 checks and second factors in ten
+seconds, a burst a practice sees once a day, reported on its own line); the two minutes of work, with both kills in
+them, start when everyone is in. A user's session then lasts the working day, as in the practice, so the two minutes
+hold no log-ins: mixing the arrival burst into them measured the hashing of forty passwords, not the work.
 Each user pauses THINK seconds between actions (an action is a page and what it posts and follows, with no
 pause inside it); `--think 0.2 0.8` runs the same users at four times the pace, to show where two cores saturate.
 """
@@ -45,7 +50,6 @@ BIN = Path(sys.executable).parent
 # a page, talk to a patient, type a note: 1-6 s (3.5 s on average) is already a brisk office; 40 such users make
 # some 20 requests a second. `--think 0.2 0.8` is the stress variant, about 80 requests a second on two cores.
 THINK = (1.0, 6.0)
-ARRIVAL = 15  # seconds: staff arrive over the first ten and log in (argon2 is slow on purpose)
 RECOVERY = 15  # seconds after the web server's SIGKILL: the restart, then everyone's retried requests
 
 
@@ -287,9 +291,14 @@ class Staff:
         return self.request("POST", path, label, data=data, headers={"Referer": self.base + path})
 
     # -- what each kind of user does
-    def run(self) -> None:
+    def run(self, arrival: Ledger, logged_in: threading.Semaphore, go: threading.Event) -> None:
+        """Arrive and log in (timed in the arrival ledger), wait for everyone, then work until told to stop."""
+        work, self.ledger = self.ledger, arrival
         time.sleep(self.index * 0.25)  # staff arrive over ten seconds, not all in the same instant
         self.log_in()
+        self.ledger = work
+        logged_in.release()
+        go.wait()
         actions = {
             "coordinator": [(self.browse_queue, 35), (self.open_referral, 20), (self.advance, 25), (self.intake, 15),
                             (self.search, 5)],
@@ -453,13 +462,19 @@ def main(seconds: int = 120, users: int = 40, think: tuple[float, float] = THINK
         processes = Processes(env, port, log_dir)
         processes.start_web()
         processes.start_worker()
-        ledger, stop = Ledger(), threading.Event()
+        ledger, arrival, stop = Ledger(), Ledger(), threading.Event()
+        logged_in, go = threading.Semaphore(0), threading.Event()
         base = f"http://127.0.0.1:{port}"
         staff = [Staff(i, ROLES[i % len(ROLES)], base, ledger, stop, seed=i, think=think) for i in range(users)]
-        threads = [threading.Thread(target=s.run, daemon=True) for s in staff]
-        started = time.monotonic()
+        threads = [threading.Thread(target=s.run, args=(arrival, logged_in, go), daemon=True) for s in staff]
+        arrived = time.monotonic()
         for thread in threads:
             thread.start()
+        for _ in staff:  # the shift starts: everyone arrives over ten seconds and logs in
+            logged_in.acquire()
+        arrival_seconds = time.monotonic() - arrived
+        started = time.monotonic()  # the two minutes of work, with the kills, start when everyone is logged in
+        go.set()
         faults = []
         time.sleep(seconds / 3)
         processes.kill(processes.worker)
@@ -494,20 +509,25 @@ def main(seconds: int = 120, users: int = 40, think: tuple[float, float] = THINK
         figures = summary(samples)
         rows.append([label, figures["n"], figures["p50"], figures["p95"], figures["p99"], figures["max"]])
     overall = summary(all_samples)
-    # Steady state: every request but those the arrival (logins) and the web server's restart held up: the ones
-    # started in the first ARRIVAL seconds or within RECOVERY seconds after the SIGKILL.
-    steady = summary([ms for at, ms in ledger.starts
-                      if at - started >= ARRIVAL and not web_killed <= at < web_killed + RECOVERY])  # fmt: skip
+    # Steady state: every request but those the web server's restart held up (started within RECOVERY seconds
+    # after its SIGKILL).
+    steady = summary([ms for at, ms in ledger.starts if not web_killed <= at < web_killed + RECOVERY])
+    logins = summary([ms for samples in arrival.samples.values() for ms in samples])
     rows.append(["ALL", overall["n"], overall["p50"], overall["p95"], overall["p99"], overall["max"]])
     pace = f"think time {think[0]:g}-{think[1]:g} s between actions"
+    print(
+        f"arrival: {users} users logged in over {arrival_seconds:.0f} s (log-in page, argon2 check, second factor): "
+        f"n {logins['n']}, p50 {logins['p50']:.0f} ms, p95 {logins['p95']:.0f} ms, max {logins['max']:.0f} ms; "
+        f"server errors {len(arrival.server_errors)}"
+    )
     print(f"{users} users ({pace}) for {elapsed:.0f} s on PostgreSQL; {'; '.join(faults)}; load {load_average()}")
     print(table(rows, ["request", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"]))
     print(f"status classes: {dict(ledger.statuses)}; refused connections while restarting: {ledger.unavailable}")
     print(
-        f"steady state (not the first {ARRIVAL} s of arrivals, not the {RECOVERY} s after the web server's kill): "
+        f"steady state (not the {RECOVERY} s after the web server's kill): "
         f"n {steady['n']}, p50 {steady['p50']:.1f} ms, p95 {steady['p95']:.1f} ms, p99 {steady['p99']:.1f} ms"
     )
-    for window in range(0, int(elapsed) + 1, 10):  # where the slow requests were: arrivals, the kills, the restart
+    for window in range(0, int(elapsed) + 1, 10):  # where the slow requests were: the kills, the restart
         samples = [ms for at, ms in ledger.starts if window <= at - started < window + 10]
         if samples:
             figures = summary(samples)
@@ -516,7 +536,7 @@ def main(seconds: int = 120, users: int = 40, think: tuple[float, float] = THINK
     print(f"server errors: {len(ledger.server_errors)} {ledger.server_errors[:5]}")
     print(f"worker drain exit {drain.returncode}")
     print(check.stdout.strip() or check.stderr.strip())
-    safe = not ledger.server_errors and check.returncode == 0
+    safe = not ledger.server_errors and not arrival.server_errors and check.returncode == 0
     for name, figures in (("all requests", overall), ("steady state", steady)):
         verdict = "ok" if safe and figures["p95"] < 300 else "MISSED"
         print(f"target ({name}): zero server errors, p95 < 300 ms, every record accounted for: {verdict}")
