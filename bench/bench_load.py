@@ -299,6 +299,7 @@ class Staff:
         self.ledger = work
         logged_in.release()
         go.wait()
+        time.sleep(self.rng.uniform(*self.think))  # each is somewhere in their own work, not all at the same click
         actions = {
             "coordinator": [(self.browse_queue, 35), (self.open_referral, 20), (self.advance, 25), (self.intake, 15),
                             (self.search, 5)],
@@ -513,6 +514,7 @@ def main(seconds: int = 120, users: int = 40, think: tuple[float, float] = THINK
     # after its SIGKILL).
     steady = summary([ms for at, ms in ledger.starts if not web_killed <= at < web_killed + RECOVERY])
     logins = summary([ms for samples in arrival.samples.values() for ms in samples])
+    together = summary(all_samples + [ms for samples in arrival.samples.values() for ms in samples])
     rows.append(["ALL", overall["n"], overall["p50"], overall["p95"], overall["p99"], overall["max"]])
     pace = f"think time {think[0]:g}-{think[1]:g} s between actions"
     print(
@@ -533,6 +535,8 @@ def main(seconds: int = 120, users: int = 40, think: tuple[float, float] = THINK
             figures = summary(samples)
             print(f"  requests started {window:3d}-{window + 10:3d} s: n {figures['n']}, p50 {figures['p50']:.0f} ms, "
                   f"p95 {figures['p95']:.0f} ms, max {figures['max']:.0f} ms")  # fmt: skip
+    print(f"arrival and work together: n {together['n']}, p50 {together['p50']:.0f} ms, p95 {together['p95']:.0f} ms, "
+          f"p99 {together['p99']:.0f} ms")  # fmt: skip
     print(f"server errors: {len(ledger.server_errors)} {ledger.server_errors[:5]}")
     print(f"worker drain exit {drain.returncode}")
     print(check.stdout.strip() or check.stderr.strip())
