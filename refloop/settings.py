@@ -174,7 +174,10 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "refloop.lib.staticfiles.FreshCompressedStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True
+# Outside `refloop serve` (tests, management commands) whitenoise finds static files in the app folders. `refloop
+# serve` collects them first and turns this off: whitenoise then serves the collected files with their gzip and
+# brotli copies (finders would shadow them with the uncompressed originals: plotly.js is 4.8 MB, 1 MB as brotli).
+WHITENOISE_USE_FINDERS = env_bool("REFLOOP_STATIC_FINDERS", True)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 

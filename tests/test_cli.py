@@ -141,6 +141,13 @@ def test_serve_answers_pages_and_static_files_from_preloaded_warm_workers(tmp_pa
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/refloop/app.css", timeout=10) as css:  # noqa: S310
             assert css.status == 200
             assert b"{" in css.read()
+        # The collected files are served with their compressed copies (plotly.js: 4.8 MB as it is, 1 MB as brotli).
+        plotly = urllib.request.Request(
+            f"http://127.0.0.1:{port}/static/plotly/plotly.min.js", headers={"Accept-Encoding": "gzip, br"}
+        )
+        with urllib.request.urlopen(plotly, timeout=10) as script:  # noqa: S310
+            assert script.headers["Content-Encoding"] == "br"
+            assert len(script.read()) < 2_000_000
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -57,4 +57,5 @@ class Command(BaseCommand):
             "--preload",
         ]
         os.environ["REFLOOP_WARM"] = "1"
+        os.environ["REFLOOP_STATIC_FINDERS"] = "0"  # collected just above: serve them, compressed copies included
         os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn, fixed arguments
