@@ -20,4 +20,5 @@ urlpatterns = [
     path("api/", include("refloop.interop.api.urls")),
     path("fhir/", include("refloop.interop.fhir.urls")),
     path("settings/api-keys/", include("refloop.interop.urls")),
+    path("interfaces/", include("refloop.interop.urls_messages")),
 ]

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from refloop import timeline
@@ -165,7 +166,11 @@ def entry_url(entry) -> str:
 
 @require_action("directory.edit")
 def provider_new(request: HttpRequest) -> HttpResponse:
-    form = ProviderForm(request.POST or None)
+    # Filled in from the link on a message waiting for review (NPI and name as the referring system sent them).
+    initial = {k: request.GET[k][:100] for k in ("npi", "first_name", "last_name") if request.GET.get(k)}
+    form = ProviderForm(request.POST or None, initial=initial)
+    back = request.GET.get("next", "")  # and back to that message once the provider is saved
+    back = back if back.startswith("/interfaces/") and url_has_allowed_host_and_scheme(back, allowed_hosts=None) else ""
 
     def save(f):
         fields = {k: v for k, v in f.changes().items()}
@@ -175,7 +180,7 @@ def provider_new(request: HttpRequest) -> HttpResponse:
         request,
         form=form,
         save=save,
-        success_url="",
+        success_url=back,
         title="New referring provider",
         cancel_url=reverse("directory:home"),
     )

@@ -108,6 +108,10 @@ def home(request: HttpRequest) -> HttpResponse:
         "querystring": urlencode({"queue": queue} | filter_params),
         "bulk_form": BulkAssignForm() if request.user.can("referrals.edit") else None,
     }
+    if not request.htmx and request.user.can("interop.review"):
+        from refloop.interop.views_messages import waiting_count
+
+        context["waiting_messages"] = waiting_count()
     return render(request, "referrals/_queue.html" if request.htmx else "referrals/home.html", context)
 
 

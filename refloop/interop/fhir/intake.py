@@ -125,6 +125,41 @@ def fhir_review_retry(*, message: InterfaceMessage, by, base: str = "urn:refloop
     return fhir_intake(raw=message.payload, endpoint=endpoint, sender=message.sender, by=by, base=base)
 
 
+@dataclass
+class Waiting:
+    """One referral of a message waiting for review, as a person needs it to resolve the wait."""
+
+    patient: str  # "Last, First" as sent
+    birth_date: str
+    requester_npi: str
+    requester_first: str
+    requester_last: str
+    why: str
+
+
+def fhir_review_summary(message: InterfaceMessage) -> list[Waiting]:
+    """What each referral in a message waiting for review says about its patient and its requester, and why it
+    waits (read again from the stored payload; nothing is written). Empty when it no longer reads."""
+    endpoint = "Bundle" if message.message_type.startswith("Bundle") else "ServiceRequest"
+    try:
+        payload = _parse(message.payload, endpoint)
+        plans, _control, _bundle = _plan(payload, endpoint)
+    except FhirError:
+        return []
+    waiting = []
+    for plan in plans:
+        if not plan.review:
+            continue
+        patient = plan.kwargs["patient_data"]
+        first, last = plan.requester_name
+        waiting.append(Waiting(
+            patient=", ".join(n for n in (patient.get("last_name", ""), patient.get("first_name", "")) if n),
+            birth_date=str(patient.get("birth_date") or ""), requester_npi=plan.requester_npi,
+            requester_first=first, requester_last=last, why=plan.review,
+        ))  # fmt: skip
+    return waiting
+
+
 def _parse(text: str, endpoint: str) -> dict:
     try:
         payload = json.loads(text)

@@ -62,6 +62,7 @@ class Planned:
     requester_npi: str = ""
     provider: ReferringProvider | None = None
     review: str = ""  # why a person must look at it before it becomes a referral ("" when matched)
+    requester_name: tuple[str, str] = ("", "")  # (given, family) as sent, when it waits for review
     documents: list[Document] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
     patient_where: str = ""
@@ -156,6 +157,7 @@ class Planner:
             requester_npi=requester_npi,
             provider=provider,
             review=review,
+            requester_name=self._requester_name(res, sr) if review else ("", ""),
             patient_where=patient_where,
             kwargs={
                 "patient_data": patient_data,
@@ -314,6 +316,30 @@ class Planner:
         if not npi:
             return "", "the requester has no NPI (http://hl7.org/fhir/sid/us-npi identifier)"
         return npi, ""
+
+    def _requester_name(self, res: dict, sr: Found) -> tuple[str, str]:
+        """(given, family) of the requester as the message names it, for the person who must find or add them:
+        a Practitioner's name (the role's practitioner for a PractitionerRole), else a reference's display."""
+        reference = res.get("requester")
+        found = self.resolver.resolve(reference, sr)
+        resources, displays = [], [reference.get("display") if isinstance(reference, dict) else ""]
+        if found is not None:
+            resources.append(found.resource)
+            role_of = found.resource.get("practitioner")
+            if isinstance(role_of, dict):
+                displays.insert(0, role_of.get("display"))
+                person = self.resolver.resolve(role_of, found)
+                if person is not None:
+                    resources.insert(0, person.resource)
+        for resource in resources:
+            for name in resource.get("name") or []:
+                if isinstance(name, dict) and (name.get("family") or name.get("given")):
+                    return " ".join(name.get("given") or []), name.get("family") or ""
+        for display in displays:
+            words = (display or "").split(",")[0].replace("Dr.", " ").split() if isinstance(display, str) else []
+            if len(words) >= 2:
+                return " ".join(words[:-1]), words[-1]
+        return "", ""
 
     def _npi(self, found: Found) -> str | None:
         """The NPI of a Practitioner or PractitionerRole; "" when there is none, None when it is not valid."""

@@ -348,9 +348,11 @@ def _process(row: InterfaceMessage) -> bool:
     return False
 
 
-def inbound_requeue_failed() -> int:
-    """Queue the failed inbound messages again (after the cause was fixed). The number queued."""
-    rows = list(_inbound().filter(status=Status.FAILED).values_list("pk", "detail"))
+def inbound_requeue_failed(ids: list[int] | None = None) -> int:
+    """Queue the failed inbound messages again (after the cause was fixed), or those of `ids` that failed. The
+    number queued."""
+    failed = _inbound().filter(status=Status.FAILED)
+    rows = list((failed if ids is None else failed.filter(pk__in=ids)).values_list("pk", "detail"))
     for pk, detail in rows:
         via = detail.rsplit("(received by ", 1)[-1].rstrip(")") if "(received by " in detail else "requeue"
         _inbound().filter(pk=pk, status=Status.FAILED).update(status=Status.QUEUED, detail=f"queued; received by {via}")
