@@ -166,8 +166,10 @@ def entry_url(entry) -> str:
 
 @require_action("directory.edit")
 def provider_new(request: HttpRequest) -> HttpResponse:
-    # Filled in from the link on a message waiting for review (NPI and name as the referring system sent them).
-    initial = {k: request.GET[k][:100] for k in ("npi", "first_name", "last_name") if request.GET.get(k)}
+    # Filled in from the link on a message waiting for review (as the referring system sent them); the form checks
+    # every value as if it had been typed.
+    sent = ("npi", "first_name", "last_name", "fax", "phone", "direct_address", "report_channel")
+    initial = {k: request.GET[k][:100] for k in sent if request.GET.get(k)}
     form = ProviderForm(request.POST or None, initial=initial)
     back = request.GET.get("next", "")  # and back to that message once the provider is saved
     back = back if back.startswith("/interfaces/") and url_has_allowed_host_and_scheme(back, allowed_hosts=None) else ""

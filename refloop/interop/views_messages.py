@@ -87,7 +87,9 @@ def _with_directory_links(waiting):
     for item in waiting:
         item.add_url = ""
         if item.requester_npi:
-            prefill = {"npi": item.requester_npi, "first_name": item.requester_first, "last_name": item.requester_last}
+            prefill = {"npi": item.requester_npi, **item.requester}
+            if item.requester.get("direct_address"):
+                prefill["report_channel"] = "direct"  # the office gave a Direct address: reports go there
             prefill["next"] = reverse("interfaces:messages")
             item.add_url = reverse("directory:provider_new") + "?" + urlencode({k: v for k, v in prefill.items() if v})
     return waiting

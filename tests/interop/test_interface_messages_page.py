@@ -11,9 +11,10 @@ import pytest
 from refloop.accounts.models import AuditEvent
 from refloop.interop.models import InterfaceMessage
 from refloop.referrals.models import Referral
-from tests.interop.fhir_helpers import HENRY_SEVEN_NPI, api_key, bser_message, henry_seven, post
+from tests.interop.fhir_helpers import HENRY_SEVEN_NPI, api_key, bser_message, henry_seven, post, us_core_contained
 
 pytestmark = pytest.mark.django_db
+DIRECT = "Kathy.Fielding@direct.ExampleMedicalPractice.net"  # US Core's practitioner-2, as its example gives it
 
 
 @pytest.fixture
@@ -97,3 +98,24 @@ def test_the_referrals_page_tells_who_may_review_that_referrals_wait(waiting, cl
     assert 'id="waiting-messages"' not in client_as("clinician").get("/referrals/").content.decode()
     assert client_as("clinician").get("/interfaces/").status_code == 403
     assert client_as("liaison").get("/interfaces/").status_code == 403
+
+
+def test_the_add_link_carries_the_direct_address_the_requester_was_sent_with(client, client_as, reference_dir):
+    """US Core's Practitioner example gives Dr Fielding a Direct address: the form opens with it and with reports
+    going by Direct, so the coordinator saves it as sent."""
+    post(client, "/fhir/ServiceRequest", us_core_contained(reference_dir, "servicerequest-rehab.json"),
+         api_key("referrals.edit"))  # fmt: skip
+    message = InterfaceMessage.objects.get(status="review")
+    page = html.unescape(client_as("coordinator").get("/interfaces/").content.decode())
+    assert "Requester Fielding Kathy, NPI 1245319599" in page  # the example's given and family, as sent
+    link = page.split('<a href="/directory/providers/new/?', 1)[1].split('"', 1)[0]
+    form = client_as("coordinator").get("/directory/providers/new/?" + link).content.decode()
+    assert f'value="{DIRECT}"' in form
+    assert '<option value="direct" selected>' in form
+    saved = client_as("coordinator").post("/directory/providers/new/?" + link, {
+        "npi": "1245319599", "first_name": "Fielding", "last_name": "Kathy", "report_channel": "direct",
+        "direct_address": DIRECT, "active": "on",
+    })  # fmt: skip
+    assert saved.status_code == 302 and saved["Location"] == "/interfaces/"
+    assert client_as("coordinator").post(f"/interfaces/{message.pk}/retry/").status_code == 302
+    assert Referral.objects.get().referring_provider.direct_address == DIRECT

@@ -132,8 +132,7 @@ class Waiting:
     patient: str  # "Last, First" as sent
     birth_date: str
     requester_npi: str
-    requester_first: str
-    requester_last: str
+    requester: dict[str, str]  # first_name, last_name, fax, phone, direct_address: what the message gave
     why: str
 
 
@@ -151,11 +150,10 @@ def fhir_review_summary(message: InterfaceMessage) -> list[Waiting]:
         if not plan.review:
             continue
         patient = plan.kwargs["patient_data"]
-        first, last = plan.requester_name
         waiting.append(Waiting(
             patient=", ".join(n for n in (patient.get("last_name", ""), patient.get("first_name", "")) if n),
             birth_date=str(patient.get("birth_date") or ""), requester_npi=plan.requester_npi,
-            requester_first=first, requester_last=last, why=plan.review,
+            requester=plan.requester_sent, why=plan.review,
         ))  # fmt: skip
     return waiting
 

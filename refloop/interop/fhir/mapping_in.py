@@ -62,7 +62,7 @@ class Planned:
     requester_npi: str = ""
     provider: ReferringProvider | None = None
     review: str = ""  # why a person must look at it before it becomes a referral ("" when matched)
-    requester_name: tuple[str, str] = ("", "")  # (given, family) as sent, when it waits for review
+    requester_sent: dict[str, str] = field(default_factory=dict)  # name and contacts as sent, when it waits
     documents: list[Document] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
     patient_where: str = ""
@@ -157,7 +157,7 @@ class Planner:
             requester_npi=requester_npi,
             provider=provider,
             review=review,
-            requester_name=self._requester_name(res, sr) if review else ("", ""),
+            requester_sent=self._requester_sent(res, sr) if review else {},
             patient_where=patient_where,
             kwargs={
                 "patient_data": patient_data,
@@ -317,9 +317,10 @@ class Planner:
             return "", "the requester has no NPI (http://hl7.org/fhir/sid/us-npi identifier)"
         return npi, ""
 
-    def _requester_name(self, res: dict, sr: Found) -> tuple[str, str]:
-        """(given, family) of the requester as the message names it, for the person who must find or add them:
-        a Practitioner's name (the role's practitioner for a PractitionerRole), else a reference's display."""
+    def _requester_sent(self, res: dict, sr: Found) -> dict[str, str]:
+        """The requester as the message describes them, for the person who must find or add them: first and last
+        name (a Practitioner's name, the role's practitioner's for a PractitionerRole, else a reference's display)
+        and the fax, phone and Direct address among their telecoms (the role's first)."""
         reference = res.get("requester")
         found = self.resolver.resolve(reference, sr)
         resources, displays = [], [reference.get("display") if isinstance(reference, dict) else ""]
@@ -330,16 +331,28 @@ class Planner:
                 displays.insert(0, role_of.get("display"))
                 person = self.resolver.resolve(role_of, found)
                 if person is not None:
-                    resources.insert(0, person.resource)
+                    resources.append(person.resource)
+        sent: dict[str, str] = {}
         for resource in resources:
             for name in resource.get("name") or []:
-                if isinstance(name, dict) and (name.get("family") or name.get("given")):
-                    return " ".join(name.get("given") or []), name.get("family") or ""
-        for display in displays:
-            words = (display or "").split(",")[0].replace("Dr.", " ").split() if isinstance(display, str) else []
-            if len(words) >= 2:
-                return " ".join(words[:-1]), words[-1]
-        return "", ""
+                if "last_name" not in sent and isinstance(name, dict) and (name.get("family") or name.get("given")):
+                    sent["first_name"] = " ".join(g for g in name.get("given") or [] if isinstance(g, str))
+                    sent["last_name"] = name.get("family") or ""
+            for point in resource.get("telecom") or []:
+                if not isinstance(point, dict) or not isinstance(point.get("value"), str):
+                    continue
+                direct = any(x.get("url", "").endswith("us-core-direct") and x.get("valueBoolean")
+                             for x in point.get("extension") or [] if isinstance(x, dict))  # fmt: skip
+                kind = "direct_address" if direct else {"fax": "fax", "phone": "phone"}.get(point.get("system"))
+                if kind:
+                    sent.setdefault(kind, point["value"].strip())
+        if "last_name" not in sent:
+            for display in displays:
+                words = display.split(",")[0].replace("Dr.", " ").split() if isinstance(display, str) else []
+                if len(words) >= 2:
+                    sent["first_name"], sent["last_name"] = " ".join(words[:-1]), words[-1]
+                    break
+        return {k: v[:100] for k, v in sent.items() if v}
 
     def _npi(self, found: Found) -> str | None:
         """The NPI of a Practitioner or PractitionerRole; "" when there is none, None when it is not valid."""
