@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,12 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.letters.conftest import database_for_other_process, free_port
+
+
+def _clean_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without refloop's and Django's settings, plus `env`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("REFLOOP_", "DATABASE_URL", "DJANGO_"))}
+    return {**base, **env}
+
 
 def run_refloop(*args: str, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("REFLOOP_", "DATABASE_URL", "DJANGO_"))}
     return subprocess.run(
         [sys.executable, "-m", "refloop.cli", *args],
-        env={**base, **env},
+        env=_clean_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -103,54 +109,49 @@ def test_it_connects_to_postgresql_from_database_url(tmp_path):
     assert "accounts" in result.stdout
 
 
-@pytest.mark.skipif(
-    os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="SQLite leg only: the server runs on its own SQLite data directory on both legs, the same test twice",
-)
+@pytest.mark.django_db(transaction=True)
 def test_serve_answers_pages_and_static_files_from_preloaded_warm_workers(tmp_path):
-    """`refloop serve` as an operator starts it: migrations checked, static files collected and compressed (the
-    first time, about half a minute), gunicorn's master warms the application once and forks the workers."""
-    env = {"REFLOOP_SECRET_KEY": "k" * 50, "REFLOOP_DATA_DIR": str(tmp_path), "REFLOOP_SECURE_COOKIES": "0"}
-    assert run_refloop("migrate", env=env).returncode == 0
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("REFLOOP_", "DATABASE_URL", "DJANGO_"))}
+    """`refloop serve` as an operator starts it, on this leg's database: migrations checked, static files collected
+    and compressed (the first time, about half a minute), gunicorn's master warms the application once (and closes
+    its database connection) and forks the workers."""
+    port = free_port()
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
+    with database_for_other_process(tmp_path) as url, log.open("wb") as out:
+        env = {"DATABASE_URL": url, "REFLOOP_SECRET_KEY": "k" * 50, "REFLOOP_DATA_DIR": str(tmp_path),
+               "REFLOOP_SECURE_COOKIES": "0"}  # fmt: skip
         server = subprocess.Popen(
             [sys.executable, "-m", "refloop.cli", "serve", "--port", str(port), "--workers", "2", "--threads", "1"],
-            env={**base, **env},
+            env=_clean_env(env),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=Path(__file__).resolve().parent.parent,
         )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=10) as page:  # noqa: S310
-                    assert page.status == 200
-                    assert b'name="password"' in page.read()
-                break
-            except OSError:
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/refloop/app.css", timeout=10) as css:  # noqa: S310
-            assert css.status == 200
-            assert b"{" in css.read()
-        # The collected files are served with their compressed copies (plotly.js: 4.8 MB as it is, 1 MB as brotli).
-        plotly = urllib.request.Request(
-            f"http://127.0.0.1:{port}/static/plotly/plotly.min.js", headers={"Accept-Encoding": "gzip, br"}
-        )
-        with urllib.request.urlopen(plotly, timeout=10) as script:  # noqa: S310
-            assert script.headers["Content-Encoding"] == "br"
-            assert len(script.read()) < 2_000_000
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=10) as page:  # noqa: S310
+                        assert page.status == 200
+                        assert b'name="password"' in page.read()
+                    break
+                except OSError:
+                    assert server.poll() is None, log.read_text()
+                    assert time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.2)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/refloop/app.css", timeout=10) as css:  # noqa: S310
+                assert css.status == 200
+                assert b"{" in css.read()
+            # The collected files are served with their compressed copies (plotly.js: 4.8 MB as it is, 1 MB as brotli).
+            plotly = urllib.request.Request(
+                f"http://127.0.0.1:{port}/static/plotly/plotly.min.js", headers={"Accept-Encoding": "gzip, br"}
+            )
+            with urllib.request.urlopen(plotly, timeout=10) as script:  # noqa: S310
+                assert script.headers["Content-Encoding"] == "br"
+                assert len(script.read()) < 2_000_000
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
     output = log.read_text()
     assert "did not compile" not in output  # every refloop template compiled in the master before the fork
     assert "Traceback" not in output
