@@ -86,3 +86,14 @@ class InterfaceMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_direction_display()} {self.message_type} {self.control_id}"
+
+
+# What waits for a person: FHIR referrals whose requester is unknown, HL7 referrals that failed after their ACK.
+WAITING_STATUSES = (InterfaceMessage.Status.REVIEW, InterfaceMessage.Status.FAILED)
+
+
+def waiting_count() -> int:
+    """Inbound messages waiting for a person (the review page, and the notice on the referrals page)."""
+    return InterfaceMessage.objects.filter(
+        direction=InterfaceMessage.Direction.INBOUND, status__in=WAITING_STATUSES
+    ).count()

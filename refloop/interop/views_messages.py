@@ -23,18 +23,11 @@ from refloop.accounts.audit import audit_record
 from refloop.accounts.permissions import require_action
 from refloop.interop.fhir.intake import fhir_review_retry, fhir_review_summary
 from refloop.interop.hl7.inbound import inbound_requeue_failed
-from refloop.interop.models import InterfaceMessage
+from refloop.interop.models import WAITING_STATUSES, InterfaceMessage
 
 Status, Protocol, Direction = InterfaceMessage.Status, InterfaceMessage.Protocol, InterfaceMessage.Direction
 PAGE_SIZE = 50
-# What waits for a person: FHIR referrals whose requester is unknown, HL7 referrals that failed after their ACK.
-WAITING = {Status.REVIEW, Status.FAILED}
 SHOW = {"waiting": "Waiting for a person", "all": "All messages"}
-
-
-def waiting_count() -> int:
-    """Inbound messages waiting for a person (the notice on the referrals page)."""
-    return InterfaceMessage.objects.filter(direction=Direction.INBOUND, status__in=WAITING).count()
 
 
 @require_action("interop.review")
@@ -43,15 +36,19 @@ def message_list(request: HttpRequest) -> HttpResponse:
     protocol = request.GET.get("protocol") if request.GET.get("protocol") in Protocol.values else ""
     rows = InterfaceMessage.objects.select_related("referral").defer("payload", "response")
     if show == "waiting":
-        rows = rows.filter(direction=Direction.INBOUND, status__in=WAITING)
+        rows = rows.filter(direction=Direction.INBOUND, status__in=WAITING_STATUSES)
     if protocol:
         rows = rows.filter(protocol=protocol)
     page = Paginator(rows.order_by("-created_at", "-pk"), PAGE_SIZE).get_page(request.GET.get("page"))
     shown = list(page.object_list)
+    review = [m for m in shown if m.protocol == Protocol.FHIR and m.status == Status.REVIEW]
+    # Only these rows' payloads are read (the rest stay deferred): one query, not one per row.
+    payloads = dict(InterfaceMessage.objects.filter(pk__in=[m.pk for m in review]).values_list("pk", "payload"))
     summaries = {}
+    for message in review:
+        message.payload = payloads[message.pk]
+        summaries[message.pk] = _with_directory_links(fhir_review_summary(message))
     for message in shown:
-        if message.protocol == Protocol.FHIR and message.status == Status.REVIEW:
-            summaries[message.pk] = _with_directory_links(fhir_review_summary(message))
         message.waiting = summaries.get(message.pk, [])
         message.retry = _retry_label(message)
     # The review rows name patients as sent: one record per page shown, naming the messages on it.

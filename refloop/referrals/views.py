@@ -25,6 +25,7 @@ from refloop.accounts.audit import audit_record
 from refloop.accounts.permissions import require_action
 from refloop.directory.models import ReferringProvider, Source
 from refloop.directory.services import provider_create
+from refloop.interop.models import waiting_count
 from refloop.lib.stale import CONFLICT, carry_stamp, stale_problem
 from refloop.referrals import selectors, services
 from refloop.referrals.forms import (
@@ -109,8 +110,6 @@ def home(request: HttpRequest) -> HttpResponse:
         "bulk_form": BulkAssignForm() if request.user.can("referrals.edit") else None,
     }
     if not request.htmx and request.user.can("interop.review"):
-        from refloop.interop.views_messages import waiting_count
-
         context["waiting_messages"] = waiting_count()
     return render(request, "referrals/_queue.html" if request.htmx else "referrals/home.html", context)
 
