@@ -126,6 +126,8 @@ MAX_ERRORS_KEPT = 200
 MAX_REVIEW_KEPT = 500
 PREVIEW_ROWS = 10
 SQLITE_CACHE_KB = 256 * 1024
+BULK_INDEX_MIN_ROWS = 50_000
+BULK_INDEX_SHARE = 0.5
 DECLINED_NOTE = "Declined before import (state from the import file)."
 
 _MAGIC = (
@@ -1081,6 +1083,63 @@ def _postgres_settings() -> Iterator[None]:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # how Django creates its foreign keys
 
 
+class _DeferredIndexes:
+    """SQLite, for a file about as large as the referrals already held: the secondary indexes of the tables the import
+    fills in bulk are dropped when it starts and built again, each in one sorted pass, before it commits.
+
+    Kept one insert at a time, the 25 indexes of the referral, event and rollup-member tables cost three times what
+    the rows themselves do (about 85 us a referral); built from the finished tables they cost about 24 us a row of
+    the table. So a first import of an EHR's history, or one that doubles the table, is faster this way, and a
+    smaller one is not: below `BULK_INDEX_SHARE` of the rows held (or under BULK_INDEX_MIN_ROWS) nothing changes.
+    Unique indexes stay (the import reads the idempotency keys and MRNs through them, and they keep their
+    guarantees), as do the patient's (it matches patients by name as it goes). It all happens in the import's
+    transaction: a failed or dry run rolls back with the indexes in place, and readers on other connections keep
+    seeing the last committed tables, indexes included (WAL). PostgreSQL keeps its indexes: dropping one there locks
+    the table against every reader until the import commits.
+    """
+
+    TABLES = (Referral, ReferralEvent, RollupMember)
+
+    def __init__(self) -> None:
+        self.dropped: list[tuple[str, str]] = []
+
+    def drop(self, expected_rows: int) -> None:
+        if connection.vendor != "sqlite" or expected_rows < BULK_INDEX_MIN_ROWS:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT MAX(id) FROM {_table(Referral)}")  # noqa: S608 (a model's table)
+            held = cursor.fetchone()[0] or 0
+            if expected_rows < held * BULK_INDEX_SHARE:
+                return
+            tables = [model._meta.db_table for model in self.TABLES]
+            placeholders = ", ".join(["%s"] * len(tables))
+            sql = (
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
+                f"AND sql NOT LIKE 'CREATE UNIQUE%%' AND tbl_name IN ({placeholders}) ORDER BY tbl_name, name"
+            )
+            cursor.execute(sql, tables)
+            self.dropped = cursor.fetchall()
+            for name, _sql in self.dropped:
+                cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+
+    def rebuild(self) -> None:
+        with connection.cursor() as cursor:
+            for _name, sql in self.dropped:
+                cursor.execute(sql)
+        self.dropped = []
+
+
+def _rows_in_file(path: Path, kind: str) -> int:
+    """About how many rows a CSV holds (its line count; 0 for a workbook): it decides _DeferredIndexes."""
+    if kind != "csv":
+        return 0
+    lines = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+    return lines
+
+
 class _PatientRef:
     __slots__ = ("pk", "mrn", "payer", "existing", "changed")
 
@@ -1406,7 +1465,9 @@ def referral_import(
         rejected = _RejectedWriter(Path(rejected_path), header) if rejected_path else None
         try:
             with _large_page_cache(), transaction.atomic():
+                deferred = _DeferredIndexes()
                 with _postgres_settings():
+                    deferred.drop(_rows_in_file(path, kind))
                     checker = _Checker(header, fields, date_format, timezone.now(), kind)
                     pipeline = _Pipeline()
                     try:
@@ -1424,6 +1485,7 @@ def referral_import(
                     pipeline.close()
                 report.committed = not dry_run and (report.error_count == 0 or accept_valid)
                 if report.committed:
+                    deferred.rebuild()
                     rollup_bulk.fold(run.referral_ids)  # the dashboard's sums of the member rows written
                     audit_record(actor=by, actor_label=by_label, action="referral.import", detail=report.audit_detail())
                 else:
