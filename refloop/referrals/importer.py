@@ -60,7 +60,9 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import multiprocessing
 import operator
+import os
 import re
 import time
 import zipfile
@@ -128,6 +130,7 @@ PREVIEW_ROWS = 10
 SQLITE_CACHE_KB = 256 * 1024
 BULK_INDEX_MIN_ROWS = 50_000
 BULK_INDEX_SHARE = 0.5
+READER_PROCESS_MIN_ROWS = 20_000
 DECLINED_NOTE = "Declined before import (state from the import file)."
 
 _MAGIC = (
@@ -483,6 +486,20 @@ class _Row:
         self.errors: list[str] = []
         self.provider_id: int | None = None
         self.findable = True  # False when the referring provider's NPI or name is already reported as unusable
+
+    def __reduce__(self):
+        """Pickled as one tuple of its fields (the reader process sends rows this way)."""
+        return _row_from_state, (tuple(getattr(self, name, None) for name in _ROW_STATE),)
+
+
+_ROW_STATE = _Row.__slots__
+
+
+def _row_from_state(state: tuple) -> _Row:
+    row = _Row.__new__(_Row)
+    for name, value in zip(_ROW_STATE, state, strict=True):
+        setattr(row, name, value)
+    return row
 
 
 def _fold(text: str) -> str:
@@ -1151,6 +1168,71 @@ class _PatientRef:
         self.changed = False
 
 
+def _checked_chunks(
+    rows: Iterator[tuple[int, list]], checker: _Checker, *, parallel: bool, keep_cells: bool
+) -> Iterator[list[_Row]]:
+    """The file's rows, checked (blank ones left out), CHUNK_ROWS at a time.
+
+    With `parallel`, a forked child process reads and checks the file while this one matches, deduplicates and
+    writes the chunk before: reading and checking is about a third of an import's Python work, and the GIL lets
+    only one thread do Python work at a time (SQLite's inserts hold it too). The child gets the file and the
+    checker as they are at the fork, never touches the database (its copy of the connection is dropped unused),
+    runs at most one chunk ahead (the pipe blocks), and ends with os._exit. A reading error in the child
+    (ImportRefused naming the row) is raised here, in order, after the chunks before it. The file's own cells
+    travel with each row only when `keep_cells` (a rejected-rows file is being written).
+    """
+    if not parallel:
+        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+            yield _check_chunk(chunk, checker)
+        return
+    context = multiprocessing.get_context("fork")
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_read_in_child, args=(rows, checker, sending, keep_cells), name="referral-import-reader"
+    )
+    child.start()
+    sending.close()
+    try:
+        while True:
+            kind, payload = receiving.recv()
+            if kind == "rows":
+                yield payload
+            elif kind == "error":
+                raise payload
+            else:
+                return
+    except EOFError:
+        raise ImportRefused("The process reading the file stopped before the end of the file.") from None
+    finally:
+        receiving.close()
+        if child.is_alive():
+            child.terminate()
+        child.join()
+
+
+def _check_chunk(numbered: list[tuple[int, list]], checker: _Checker) -> list[_Row]:
+    return [row for row in (checker.check(number, values) for number, values in numbered) if row is not None]
+
+
+def _read_in_child(rows: Iterator[tuple[int, list]], checker: _Checker, sending, keep_cells: bool) -> None:
+    connection.connection = None  # the parent's: never used, never closed here
+    try:
+        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+            checked = _check_chunk(chunk, checker)
+            if not keep_cells:
+                for row in checked:
+                    row.values = None
+            sending.send(("rows", checked))
+        sending.send(("end", None))
+    except ImportRefused as exc:
+        sending.send(("error", exc))
+    except BaseException as exc:  # a bug, not the file: named, without the cells that may hold patient data
+        sending.send(("error", ImportRefused(f"Reading the file failed ({type(exc).__name__}).")))
+    finally:
+        sending.close()
+        os._exit(0)
+
+
 class _Run:
     """One file's import, chunk by chunk, inside the caller's transaction."""
 
@@ -1205,13 +1287,9 @@ class _Run:
         self.db_datetime = ops.adapt_datetimefield_value
         self.db_date = ops.adapt_datefield_value
 
-    def chunk(self, numbered: list[tuple[int, list]]) -> None:
+    def chunk(self, rows: list[_Row]) -> None:
+        """One chunk of checked rows (see _checked_chunks): matched, deduplicated and handed to the writer."""
         report, checker = self.report, self.checker
-        rows = []
-        for number, values in numbered:
-            row = checker.check(number, values)
-            if row is not None:
-                rows.append(row)
         report.rows += len(rows)
         self.pipeline.wait()  # the previous chunk is in: from here on this chunk may read and write
         self.directory.resolve([row for row in rows if row.findable], checker)
@@ -1442,12 +1520,15 @@ def referral_import(
     max_bytes: int | None = None,
     file_name: str = "",
     progress: Callable[[ImportReport], None] | None = None,
+    reader_process: bool = False,
 ) -> ImportReport:
     """Import one file of referrals (see the module docstring for every rule); ImportRefused when it cannot be.
 
     `mapping` maps file columns to fields by name (the command's --map); `columns` gives the field of each column
     by position instead (the page). Rows with errors roll the whole file back unless `accept_valid`; the rejected
     rows go to `rejected_path` when given. `dry_run` imports and rolls back, for a report of what would happen.
+    `reader_process` lets a large CSV be read and checked in a child process (the command's choice: a web or task
+    worker keeps to one process).
     """
     path = Path(path)
     kind = file_kind(path, max_bytes=max_bytes)
@@ -1467,12 +1548,14 @@ def referral_import(
             with _large_page_cache(), transaction.atomic():
                 deferred = _DeferredIndexes()
                 with _postgres_settings():
-                    deferred.drop(_rows_in_file(path, kind))
+                    lines = _rows_in_file(path, kind)
+                    deferred.drop(lines)
                     checker = _Checker(header, fields, date_format, timezone.now(), kind)
                     pipeline = _Pipeline()
                     try:
                         run = _Run(report, checker, by=by, by_label=by_label, rejected=rejected, pipeline=pipeline)
-                        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+                        parallel = reader_process and lines >= READER_PROCESS_MIN_ROWS
+                        for chunk in _checked_chunks(rows, checker, parallel=parallel, keep_cells=rejected is not None):
                             run.chunk(chunk)
                             if progress is not None:
                                 progress(report)

@@ -92,7 +92,7 @@ class Command(BaseCommand):
             report = referral_import(
                 path=path, mapping=mapping, date_format=date_format, dry_run=dry_run, accept_valid=accept_valid,
                 rejected_path=rejected_path, by=user, by_label="" if user else "import-referrals",
-                progress=self._progress if verbose else None,
+                progress=self._progress if verbose else None, reader_process=True,
             )  # fmt: skip
         except ImportRefused as exc:
             raise CommandError(f"{path.name}: {exc} Nothing was imported.") from None
