@@ -117,8 +117,10 @@ def test_serve_answers_pages_and_static_files_from_preloaded_warm_workers(tmp_pa
     port = free_port()
     log = tmp_path / "serve.log"
     with database_for_other_process(tmp_path) as url, log.open("wb") as out:
+        home = tmp_path / "home"
+        home.mkdir()
         env = {"DATABASE_URL": url, "REFLOOP_SECRET_KEY": "k" * 50, "REFLOOP_DATA_DIR": str(tmp_path),
-               "REFLOOP_SECURE_COOKIES": "0"}  # fmt: skip
+               "REFLOOP_SECURE_COOKIES": "0", "HOME": str(home)}  # fmt: skip
         server = subprocess.Popen(
             [sys.executable, "-m", "refloop.cli", "serve", "--port", str(port), "--workers", "2", "--threads", "1"],
             env=_clean_env(env),
@@ -156,3 +158,4 @@ def test_serve_answers_pages_and_static_files_from_preloaded_warm_workers(tmp_pa
     assert "did not compile" not in output  # every refloop template compiled in the master before the fork
     assert "Traceback" not in output
     assert output.count("Booting worker") == 2
+    assert list(home.iterdir()) == []  # no control socket (~/.gunicorn) or anything else left in the user's home

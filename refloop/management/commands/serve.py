@@ -55,6 +55,9 @@ class Command(BaseCommand):
             # The master imports the application and warms it (every view, every template) once, then forks the
             # workers: they start in a fraction of the time, and their first requests are not slower than the rest.
             "--preload",
+            # gunicorn 24+ also listens on a control socket in ~/.gunicorn (worker counts changed at run time):
+            # nothing refloop uses, and not an opening a hospital server should have by default.
+            "--no-control-socket",
         ]
         os.environ["REFLOOP_WARM"] = "1"
         os.environ["REFLOOP_STATIC_FINDERS"] = "0"  # collected just above: serve them, compressed copies included
