@@ -52,6 +52,7 @@ class InterfaceMessage(models.Model):
         ERROR = "error", "Error"
         REVIEW = "review", "Needs review"
         QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
@@ -72,6 +73,9 @@ class InterfaceMessage(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="Outbound, while sending: when the attempt is taken to have died."
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -3,13 +3,17 @@ gives up on a refusal, and survives being killed between sending and recording."
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
+import sqlite3
 import time
+from contextlib import closing
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from refloop.accounts.models import AuditEvent
 from refloop.interop.models import InterfaceMessage
@@ -126,6 +130,18 @@ def test_messages_written_without_a_destination_are_sent_once_one_is_set(users, 
 LEASE = 2
 
 
+def _as_the_worker_left_it(url: str, pk: int) -> tuple[str, int, dt.datetime]:
+    """(status, attempts, lease_until) of an outbound message in the database the worker processes use."""
+    if url.startswith("sqlite:///"):  # a file copy of this process's in-memory test database
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
+            status, attempts, lease = db.execute(
+                "SELECT status, attempts, lease_until FROM interop_interfacemessage WHERE id = ?", [pk]
+            ).fetchone()
+        return status, attempts, dt.datetime.fromisoformat(lease).replace(tzinfo=dt.UTC)
+    message = InterfaceMessage.objects.get(pk=pk)
+    return message.status, message.attempts, message.lease_until
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_between_sending_and_recording_leads_to_one_message_taken(users, destination, tmp_path):
     destination.answer = "silent"  # the engine has the message and has not answered when the worker dies
@@ -145,6 +161,10 @@ def test_a_worker_killed_between_sending_and_recording_leads_to_one_message_take
         finally:
             if first.poll() is None:
                 first.kill()
+        # The dead worker's claim: sending, under a lease that has not run out yet.
+        status, attempts, lease_until = _as_the_worker_left_it(url, message.pk)
+        assert (status, attempts) == ("sending", 1)
+        assert timezone.now() < lease_until <= timezone.now() + dt.timedelta(seconds=LEASE)
         destination.answer = "AA"
         destination.release.set()
         time.sleep(LEASE + 1.5)

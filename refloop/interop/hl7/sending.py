@@ -14,8 +14,8 @@ AA/CA: sent. AE/CE: the receiver refused the content; resending the same bytes c
 for a person to look at. AR/CR, a refused connection or a timeout: retried after REFLOOP_HL7_RETRY_SECONDS,
 then failed.
 
-InterfaceMessage has no "sending" status nor a lease field (no interop migration here): a claimed message
-stays "queued" with `detail` starting with CLAIMED and `updated_at` as the lease start.
+A claimed message is "sending" until its lease (`lease_until`) ends; the answer moves it to "sent", "failed" or
+back to "queued" for a retry.
 """
 
 from __future__ import annotations
@@ -53,8 +53,7 @@ def enqueue_send(message: InterfaceMessage, *, at: dt.datetime | None = None) ->
 
 
 def _claimed(message: InterfaceMessage, now: dt.datetime) -> bool:
-    lease = dt.timedelta(seconds=settings.HL7_LEASE_SECONDS)
-    return message.detail.startswith(CLAIMED) and message.updated_at + lease > now
+    return message.status == Status.SENDING and message.lease_until is not None and message.lease_until > now
 
 
 def outbound_attempt(message_id: int) -> str:
@@ -67,21 +66,23 @@ def outbound_attempt(message_id: int) -> str:
         message = _outbound().select_for_update().filter(pk=message_id).first()
         if message is None:
             return "no such message"
-        if message.status != Status.QUEUED:
+        if message.status not in (Status.QUEUED, Status.SENDING):
             return f"nothing to do: {message.status}"
         if _claimed(message, now):
             return "another attempt holds it"
         if not destination:
+            message.status, message.lease_until = Status.QUEUED, None
             message.detail = "Not sent: no destination (REFLOOP_HL7_DESTINATION is not set)."
-            message.save(update_fields=["detail", "updated_at"])
+            message.save(update_fields=["status", "lease_until", "detail", "updated_at"])
             return "no destination"
         message.attempts += 1
         message.destination = destination
+        message.status = Status.SENDING
+        message.lease_until = now + dt.timedelta(seconds=settings.HL7_LEASE_SECONDS)
         message.detail = f"{CLAIMED} {message.attempts} by {socket.gethostname()}:{os.getpid()}"
-        message.save(update_fields=["attempts", "destination", "detail", "updated_at"])
+        message.save(update_fields=["attempts", "destination", "status", "lease_until", "detail", "updated_at"])
         number = message.attempts
-        check_at = now + dt.timedelta(seconds=settings.HL7_LEASE_SECONDS + 1)
-        hl7_lease_check.using(run_after=check_at).enqueue(message.pk, number)
+        hl7_lease_check.using(run_after=message.lease_until + dt.timedelta(seconds=1)).enqueue(message.pk, number)
     code, text = _send(message, destination)
     return outbound_record(message_id=message.pk, number=number, code=code, text=text)
 
@@ -102,8 +103,9 @@ def outbound_record(*, message_id: int, number: int, code: str, text: str) -> st
     now = timezone.now()
     with transaction.atomic():
         message = _outbound().select_for_update().get(pk=message_id)
-        if message.status != Status.QUEUED or message.attempts != number:
+        if message.status != Status.SENDING or message.attempts != number:
             return f"late answer for attempt {number}: {code or 'none'}"
+        message.lease_until = None
         if code in ("AA", "CA"):
             message.status = Status.SENT
             message.sent_at = now
@@ -142,14 +144,15 @@ def _retry_or_fail(message: InterfaceMessage, why: str, now: dt.datetime, *, wai
         _fail(message, f"Gave up after {message.attempts} attempts. Last: {why}")
         return "failed"
     wait = waits[message.attempts - 1] if wait is None else wait
+    message.status, message.lease_until = Status.QUEUED, None
     message.detail = f"Waiting to retry (attempt {message.attempts} of {len(waits) + 1}): {why}"[:4000]
-    message.save(update_fields=["detail", "updated_at"])
+    message.save(update_fields=["status", "lease_until", "detail", "updated_at"])
     enqueue_send(message, at=now + dt.timedelta(seconds=wait))
     return "retrying"
 
 
 def _fail(message: InterfaceMessage, note: str) -> None:
-    message.status = Status.FAILED
+    message.status, message.lease_until = Status.FAILED, None
     message.detail = note[:4000]
     message.save()
 
@@ -161,13 +164,10 @@ def outbound_lease_expired(message_id: int, number: int) -> str:
     now = timezone.now()
     with transaction.atomic():
         message = _outbound().select_for_update().filter(pk=message_id).first()
-        if message is None or message.status != Status.QUEUED or message.attempts != number:
+        if message is None or message.status != Status.SENDING or message.attempts != number:
             return "the attempt finished in time"
-        if not message.detail.startswith(CLAIMED):
-            return "the attempt finished in time"
-        lease_end = message.updated_at + dt.timedelta(seconds=settings.HL7_LEASE_SECONDS)
-        if lease_end > now:
-            hl7_lease_check.using(run_after=lease_end + dt.timedelta(seconds=1)).enqueue(message.pk, number)
+        if message.lease_until is not None and message.lease_until > now:
+            hl7_lease_check.using(run_after=message.lease_until + dt.timedelta(seconds=1)).enqueue(message.pk, number)
             return "the lease is still running"
         return _retry_or_fail(message, "the worker stopped before recording the answer", now, wait=0)
 
@@ -176,7 +176,7 @@ def outbound_requeue() -> int:
     """Queue for sending every outbound message still waiting (written while no destination was set)."""
     count = 0
     now = timezone.now()
-    for message in _outbound().filter(status=Status.QUEUED).order_by("pk"):
+    for message in _outbound().filter(status__in=(Status.QUEUED, Status.SENDING)).order_by("pk"):
         if not _claimed(message, now):
             enqueue_send(message)
             count += 1
