@@ -1108,6 +1108,7 @@ class _DeferredIndexes:
     the rows themselves do (about 85 us a referral); built from the finished tables they cost about 24 us a row of
     the table. So a first import of an EHR's history, or one that doubles the table, is faster this way, and a
     smaller one is not: below `BULK_INDEX_SHARE` of the rows held (or under BULK_INDEX_MIN_ROWS) nothing changes.
+    The drop waits for the first row to insert, so a file imported before (every row already there) drops nothing.
     Unique indexes stay (the import reads the idempotency keys and MRNs through them, and they keep their
     guarantees), as do the patient's (it matches patients by name as it goes). It all happens in the import's
     transaction: a failed or dry run rolls back with the indexes in place, and readers on other connections keep
@@ -1117,10 +1118,17 @@ class _DeferredIndexes:
 
     TABLES = (Referral, ReferralEvent, RollupMember)
 
-    def __init__(self) -> None:
+    def __init__(self, expected_rows: int) -> None:
+        self.expected_rows = expected_rows  # the file's line count
+        self.decided = False
         self.dropped: list[tuple[str, str]] = []
 
-    def drop(self, expected_rows: int) -> None:
+    def drop(self) -> None:
+        """Called before the import's first insert (never for a file that holds nothing new); acts once."""
+        if self.decided:
+            return
+        self.decided = True
+        expected_rows = self.expected_rows
         if connection.vendor != "sqlite" or expected_rows < BULK_INDEX_MIN_ROWS:
             return
         with connection.cursor() as cursor:
@@ -1237,9 +1245,18 @@ class _Run:
     """One file's import, chunk by chunk, inside the caller's transaction."""
 
     def __init__(
-        self, report: ImportReport, checker: _Checker, *, by, by_label: str, rejected, pipeline: _Pipeline
+        self,
+        report: ImportReport,
+        checker: _Checker,
+        *,
+        by,
+        by_label: str,
+        rejected,
+        pipeline: _Pipeline,
+        deferred: _DeferredIndexes,
     ) -> None:
         self.report = report
+        self.deferred = deferred
         self.pipeline = pipeline
         self.writes: list[tuple[_Table, list[tuple]]] = []
         self.checker = checker
@@ -1300,6 +1317,8 @@ class _Run:
             else:
                 valid.append(row)
         fresh = self._not_yet_imported(valid)
+        if fresh:
+            self.deferred.drop()  # once, before the first insert: a file imported before drops nothing
         patient_ids = self._patients(fresh)
         self._referrals(fresh, patient_ids)
         self.pipeline.submit(self.writes)
@@ -1546,14 +1565,14 @@ def referral_import(
         rejected = _RejectedWriter(Path(rejected_path), header) if rejected_path else None
         try:
             with _large_page_cache(), transaction.atomic():
-                deferred = _DeferredIndexes()
+                lines = _rows_in_file(path, kind)
+                deferred = _DeferredIndexes(lines)
                 with _postgres_settings():
-                    lines = _rows_in_file(path, kind)
-                    deferred.drop(lines)
                     checker = _Checker(header, fields, date_format, timezone.now(), kind)
                     pipeline = _Pipeline()
                     try:
-                        run = _Run(report, checker, by=by, by_label=by_label, rejected=rejected, pipeline=pipeline)
+                        run = _Run(report, checker, by=by, by_label=by_label, rejected=rejected, pipeline=pipeline,
+                                   deferred=deferred)  # fmt: skip
                         parallel = reader_process and lines >= READER_PROCESS_MIN_ROWS
                         for chunk in _checked_chunks(rows, checker, parallel=parallel, keep_cells=rejected is not None):
                             run.chunk(chunk)
