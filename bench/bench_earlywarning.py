@@ -235,7 +235,9 @@ def quality(params: ew.Params, dispersion=DISPERSION) -> tuple[list[str], dict]:
     suggested = calibrate(cal["detector"], cal["band"], n_bands, CALIBRATION_FA)
     lines.append(f"simulated sources: NB weekly counts, size k log-uniform in {dispersion}, seasonality, growth; "
                  f"{N_STABLE_PER_BAND} stable sources per band to calibrate, as many fresh ones to test")  # fmt: skip
-    lines.append("thresholds calibrated here (bands <4, 4-8, 8-16, 16+ a month): "
+    edges = [f"{e:g}" for e in params.volume_edges]
+    names = [f"<{edges[0]}", *(f"{lo}-{hi}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)), f"{edges[-1]}+"]
+    lines.append(f"thresholds calibrated here (bands {', '.join(names)} a month): "
                  + "; ".join(f"{ew.KIND_NAMES[k]} {v}" for k, v in suggested.items()))  # fmt: skip
     lines.append(f"thresholds in use (Params): slipping {params.slipping_thresholds}; "
                  f"dormant {params.dormant_thresholds}; rising {params.rising_thresholds}")  # fmt: skip
@@ -328,10 +330,12 @@ def ablation(params: ew.Params, band: str = "16+", drop: float = 0.5, weeks: int
         result = ew.scan(counts, params=params, index=index)
         _, _, a, b = ew.usual_rates(counts, index, ew.first_active_week(counts), params)
         k = population.k[rows, 0] if knows_k else result.dispersion
+        phi_sd = None if knows_k else result.dispersion_sd
         if knows_rate:  # a posterior so sharp it is the truth
             b = np.full(len(rows), 1e7)
             a = population.usual[rows, t - 1] / index[-1] * b
-        return ew.segment_glr(counts[:, -m:], index[-m:], a, b, k, params.slipping_rhos)[0]
+        return ew.segment_evidence(counts[:, -m:], index[-m:], a, b, k, ew.alternatives(ew.SLIPPING, params),
+                                   phi_sd=phi_sd)[0]  # fmt: skip
 
     rows_out = []
     for label, knows_k, knows_rate in (("detector", False, False), ("knowing k", True, False),
