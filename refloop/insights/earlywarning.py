@@ -128,11 +128,6 @@ def practice_index(counts: np.ndarray, *, established: np.ndarray | None = None)
     return np.maximum(1.0 + deviation * weight, 0.05)
 
 
-def dispersion(counts: np.ndarray, expected: np.ndarray, mask: np.ndarray, params: Params = DEFAULT) -> np.ndarray:
-    """Each source's NB size k (see dispersion_posterior, which also says how well it is known)."""
-    return dispersion_posterior(counts, expected, mask, params)[0]
-
-
 def dispersion_posterior(
     counts: np.ndarray, expected: np.ndarray, mask: np.ndarray, params: Params = DEFAULT
 ) -> tuple[np.ndarray, np.ndarray]:

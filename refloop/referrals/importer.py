@@ -1155,7 +1155,8 @@ class _DeferredIndexes:
 
 
 def _rows_in_file(path: Path, kind: str) -> int:
-    """About how many rows a CSV holds (its line count; 0 for a workbook): it decides _DeferredIndexes."""
+    """About how many rows a CSV holds (its line count; 0 for a workbook): it decides _DeferredIndexes and the
+    reader process."""
     if kind != "csv":
         return 0
     lines = 0
