@@ -122,9 +122,15 @@ def _database() -> dict:
             "DATABASE_URL must point at PostgreSQL (postgres://...) or SQLite (sqlite:///...)"
         )
     if config["ENGINE"] == "django.db.backends.postgresql":
-        config.setdefault("OPTIONS", {})["connect_timeout"] = env_int(
-            "REFLOOP_DB_CONNECT_TIMEOUT", 5, minimum=1
-        )
+        options = config.setdefault("OPTIONS", {})
+        options["connect_timeout"] = env_int("REFLOOP_DB_CONNECT_TIMEOUT", 5, minimum=1)
+        if env_bool("REFLOOP_DB_PREPARED", True):
+            # Parameters bound by the server, and a statement sent five times on a connection is prepared: PostgreSQL
+            # then parses and plans it once per connection, not on every request. Half of a referral intake's
+            # database CPU was parsing and planning (the rollup upsert alone, 19 kB of SQL, 2-3 ms; issue 8). Off
+            # (REFLOOP_DB_PREPARED=0) behind a pooler in transaction mode that cannot keep prepared statements.
+            options["server_side_binding"] = True
+            options["prepare_threshold"] = 5
     return config
 
 
