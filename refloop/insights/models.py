@@ -246,45 +246,58 @@ class SourceKind(models.TextChoices):
     OTHER = "other", "Other source"
 
 
-class SourceRollup(models.Model):
-    """Referrals one source sent in one month (by the territory, liaison and specialty they were counted under,
-    and their urgency): what the top-source lists and the new and growing sources read.
+def running_column(month: int) -> str:
+    """SourceRollup's column counting a year's referrals received from January to `month` (1-12)."""
+    return f"to_{month:02d}"
 
-    Urgency is kept because it has three values (a source-month splits into at most three rows, ~15% more rows),
-    while filtering by it from the member rows read most of the period's referrals; location, clinician and payer
-    are left to the member rows, where an index led by each reads only its own."""
+
+RUNNING_COLUMNS = tuple(running_column(m) for m in range(1, 13))
+SOURCE_KEY = ("kind", "source_id", "year", "territory_id", "liaison_id", "specialty", "urgency")
+
+
+class SourceRollup(models.Model):
+    """Referrals one source sent in one calendar year (by the territory, liaison and specialty they were counted
+    under): what the top-source lists and the new and growing sources read.
+
+    A row holds running totals: `to_03` counts the referrals of January to March. A period's count is then, per
+    year it touches, the total to its last month less the total before its first, so a source's 24 months and the
+    24 before are a few rows whatever the months (monthly rows were nearly as many as the referrals, as most
+    source-months hold one, and grouping them was most of a long list's time). Each referral is counted twice:
+    under its urgency and under urgency ALL_TEXT, which the lists read when no urgency is chosen. Location,
+    clinician and payer are left to the member rows, where an index led by each reads only its own.
+
+    `received` is the year's total: a row whose referrals all moved away is pruned on it."""
 
     kind = models.CharField(max_length=10, choices=SourceKind.choices)
     source_id = models.BigIntegerField()
-    month = models.DateField()
+    year = models.PositiveSmallIntegerField()
     territory_id = models.BigIntegerField()
     liaison_id = models.BigIntegerField()
     specialty = models.CharField(max_length=150)
-    urgency = models.CharField(max_length=10)
+    urgency = models.CharField(max_length=10)  # or ALL_TEXT: every urgency
     received = models.IntegerField(default=0)
-    scheduled = models.IntegerField(default=0)
-    seen = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["kind", "source_id", "month", "territory_id", "liaison_id", "specialty", "urgency"],
-                name="sourcerollup_key",
-            ),
+            models.UniqueConstraint(fields=SOURCE_KEY, name="sourcerollup_key"),
         ]
         indexes = [
-            # Covers every source-list query: period, source-level filters, the source and its count.
+            # Covers every source-list query, in source order: the lists sum each source as they read, with no sort
+            # (SQLite) and no table lookup.
             models.Index(
-                fields=[
-                    "kind", "month", "territory_id", "liaison_id", "specialty", "urgency", "source_id", "received"
-                ],
-                name="sourcerollup_period",
-            ),
-            models.Index(fields=["month"], condition=Q(received=0), name="sourcerollup_empty"),
+                fields=["kind", "urgency", "source_id", "year", "territory_id", "liaison_id", "specialty",
+                        *RUNNING_COLUMNS],
+                name="sourcerollup_sources",
+            ),  # fmt: skip
+            models.Index(fields=["year"], condition=Q(received=0), name="sourcerollup_empty"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.source_id} in {self.month:%Y-%m}: {self.received}"
+        return f"{self.kind} {self.source_id} in {self.year} ({self.urgency}): {self.received}"
+
+
+for _column in RUNNING_COLUMNS:
+    SourceRollup.add_to_class(_column, models.IntegerField(default=0))
 
 
 class MonthlyReportRecipient(models.Model):

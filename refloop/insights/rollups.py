@@ -12,8 +12,9 @@ Three tables (refloop/insights/models.py):
   read the full cuboid, narrowed by those filters. Distributions (time to contact, to appointment, report
   turnaround in business days) are histogram columns, so medians, 90th percentiles and "within target" come
   from sums too, for whatever target the practice sets later.
-- SourceRollup, the sums per source (provider, practice, other source), month and the source-level filters
-  (territory, liaison, specialty) plus urgency: top sources, new sources, growing sources.
+- SourceRollup, the sums per source (provider, practice, other source), calendar year, the source-level filters
+  (territory, liaison, specialty) and urgency, as running totals by month: top sources, new sources, growing
+  sources.
 
 Grain is the month: periods on the dashboard are whole months, which is how a manager compares them.
 
@@ -51,6 +52,8 @@ from refloop.insights.models import (
     FULL_CUBOID,
     LOST_REASONS,
     MEASURES,
+    RUNNING_COLUMNS,
+    SOURCE_KEY,
     TURNAROUND_CAP,
     ReferralRollup,
     RollupMember,
@@ -285,31 +288,44 @@ SOURCE_COLUMNS = (
     (SourceKind.PRACTICE, "practice_id"),
     (SourceKind.OTHER, "other_source_id"),
 )
-SOURCE_KEY = ("kind", "source_id", "month", "territory_id", "liaison_id", "specialty", "urgency")
+
+
+def _year_and_month_sql(column: str) -> tuple[str, str]:
+    """SQL for the year and the month number (1-12) of a date column, on the connection's database."""
+    if connection.vendor == "postgresql":
+        return f"CAST(EXTRACT(YEAR FROM {column}) AS integer)", f"CAST(EXTRACT(MONTH FROM {column}) AS integer)"
+    # SQLite keeps a date as YYYY-MM-DD text.
+    return f"CAST(SUBSTR({column}, 1, 4) AS integer)", f"CAST(SUBSTR({column}, 6, 2) AS integer)"
 
 
 def sources_upsert_sql(where: str, sign: int, alias: str) -> tuple[str, list[tuple]]:
     """The upsert adding (sign 1) or subtracting (-1) the member rows matching `where` to the per-source sums, and
-    per UNION branch the constant that comes before the `where` parameters. `where` names the member table as
-    `alias`. One builder for the per-referral sync and the import's set-based fold (rollup_bulk)."""
+    per UNION branch the constants that come before the `where` parameters. `where` names the member table as
+    `alias`. One builder for the per-referral sync and the import's set-based fold (rollup_bulk).
+
+    A referral received in month m counts in its year's rows (under its urgency and under every urgency), in
+    `received` and in the running totals from month m to December."""
     member = _q(RollupMember._meta.db_table)
     s = "" if sign > 0 else "-"
-    branches = []
-    for _kind, column in SOURCE_COLUMNS:
-        branches.append(
-            f"SELECT %s AS kind, {alias}.{_q(column)} AS source_id, {alias}.month AS month, "  # noqa: S608
-            f"{alias}.territory_id AS territory_id, {alias}.liaison_id AS liaison_id, {alias}.specialty AS specialty, "
-            f"{alias}.urgency AS urgency, {alias}.scheduled AS scheduled, {alias}.seen AS seen "
-            f"FROM {member} {alias} WHERE {alias}.{_q(column)} <> 0 AND ({where})"
-        )
+    year, month = _year_and_month_sql(f"{alias}.month")
+    branches, constants = [], []
+    for kind, column in SOURCE_COLUMNS:
+        for urgency in (f"{alias}.urgency", "%s"):
+            branches.append(
+                f"SELECT %s AS kind, {alias}.{_q(column)} AS source_id, {year} AS year, "  # noqa: S608
+                f"{alias}.territory_id AS territory_id, {alias}.liaison_id AS liaison_id, "
+                f"{alias}.specialty AS specialty, {urgency} AS urgency, {month} AS month_number "
+                f"FROM {member} {alias} WHERE {alias}.{_q(column)} <> 0 AND ({where})"
+            )
+            constants.append((kind.value,) if urgency != "%s" else (kind.value, ALL_TEXT))
     group = ", ".join(f"u.{_q(c)}" for c in SOURCE_KEY)
+    running = ", ".join(f"{s}SUM(CASE WHEN u.month_number <= {m} THEN 1 ELSE 0 END)" for m in range(1, 13))
     select = (
-        f"SELECT {group}, {s}COUNT(*), {s}SUM(CASE WHEN u.scheduled THEN 1 ELSE 0 END), "  # noqa: S608
-        f"{s}SUM(CASE WHEN u.seen THEN 1 ELSE 0 END) FROM ({' UNION ALL '.join(branches)}) u "
+        f"SELECT {group}, {s}COUNT(*), {running} FROM ({' UNION ALL '.join(branches)}) u "  # noqa: S608
         f"WHERE 1 = 1 GROUP BY {group} ORDER BY {group}"  # sorted: writers lock shared rows in one order
     )
-    sql = _upsert_sql(_q(SourceRollup._meta.db_table), SOURCE_KEY, ["received", "scheduled", "seen"], select)
-    return sql, [(kind.value,) for kind, _column in SOURCE_COLUMNS]
+    sql = _upsert_sql(_q(SourceRollup._meta.db_table), SOURCE_KEY, ["received", *RUNNING_COLUMNS], select)
+    return sql, constants
 
 
 def _in(column: str, ids: Sequence[int]) -> tuple[str, list]:

@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce
 
 from refloop.insights.filters import Filters, add_months, months_between
@@ -27,10 +27,11 @@ from refloop.insights.models import (
     SourceAlert,
     SourceKind,
     SourceRollup,
+    running_column,
 )
 from refloop.insights.rollups import TEXT_DIMENSIONS, cuboid_for
 
-SOURCE_LEVEL = frozenset({"territory_id", "liaison_id", "specialty", "urgency"})  # dimensions SourceRollup keeps
+SOURCE_LEVEL = frozenset({"territory_id", "liaison_id", "specialty", "urgency"})  # what SourceRollup answers for
 TOP = 10
 LOST_LABELS = {
     "went_elsewhere": "Went elsewhere",
@@ -265,26 +266,43 @@ def source_lists(filters: Filters) -> SourceLists:
 _MEMBER_COLUMN = {SourceKind.PROVIDER: "provider_id", SourceKind.PRACTICE: "practice_id"}
 
 
-def _source_rows(filters: Filters, kind: str, first: dt.date, last: dt.date) -> tuple[QuerySet, str]:
-    """Per-source rows of the period and the column naming the source: SourceRollup when the filters are all
-    ones it keeps (territory, liaison, specialty, urgency), else the member rows, narrowed by every filter (an
-    index led by location, clinician or payer reads only that value's rows of the period)."""
+@dataclass(frozen=True)
+class _SourceRows:
+    """Per-source rows covering a window of months, the column naming the source, and how to count a period of
+    the window per source: SourceRollup when the filters are all ones it keeps (territory, liaison, specialty,
+    urgency), else the member rows, narrowed by every filter (an index led by location, clinician or payer reads
+    only that value's rows of the window)."""
+
+    rows: QuerySet
+    column: str
+    running: bool = False  # SourceRollup's running totals
+
+    def count(self, first: dt.date, last: dt.date, *, whole: bool = False):
+        """An aggregate: the referrals of months first..last (within the window; all of it if `whole`)."""
+        if not self.running:
+            # The source column counted, not the member's key: the key is not in the indexes led by location,
+            # clinician or payer (SQLite's table keeps its own rowid), so counting it read every member row of
+            # the window from the table; the source column is in those indexes, which then answer alone.
+            return Count(self.column, filter=None if whole else Q(month__gte=first, month__lte=last))
+        years = []
+        for year in range(first.year, last.year + 1):
+            since = first.month if year == first.year else 1
+            to = last.month if year == last.year else 12
+            months = F(running_column(to)) - F(running_column(since - 1)) if since > 1 else F(running_column(to))
+            years.append(When(year=year, then=months))
+        return Coalesce(Sum(Case(*years, default=Value(0), output_field=IntegerField())), 0)
+
+
+def _source_rows(filters: Filters, kind: str, first: dt.date, last: dt.date) -> _SourceRows:
+    """The rows to count `kind`'s sources from, over the months first..last (see _SourceRows)."""
     dims = filters.dimensions()
     if set(dims) <= SOURCE_LEVEL:
-        rows = SourceRollup.objects.filter(kind=kind, month__gte=first, month__lte=last, **dims)
-        return rows, "source_id"
+        dims.setdefault("urgency", ALL_TEXT)
+        rows = SourceRollup.objects.filter(kind=kind, year__gte=first.year, year__lte=last.year, **dims)
+        return _SourceRows(rows, "source_id", running=True)
     column = _MEMBER_COLUMN[kind]
     rows = RollupMember.objects.filter(month__gte=first, month__lte=last, **dims).exclude(**{column: 0})
-    return rows, column
-
-
-def _count(column: str, condition: Q | None = None):
-    if column == "source_id":
-        return Coalesce(Sum("received", filter=condition), 0)
-    # The source column counted, not the member's key: the key is not in the indexes led by location, clinician or
-    # payer (SQLite's table keeps its own rowid), so counting it read every member row of the period from the
-    # table; the source column is in those indexes, which then answer alone. Neither is ever NULL: same counts.
-    return Count(column, filter=condition)
+    return _SourceRows(rows, column)
 
 
 def _names(kind: str, ids: list[int]) -> dict[int, str]:
@@ -297,8 +315,10 @@ def _names(kind: str, ids: list[int]) -> dict[int, str]:
 def top_sources(filters: Filters, kind: str, limit: int = TOP) -> list[dict]:
     if kind == SourceKind.PROVIDER:
         return provider_lists(filters, limit)["top"]
-    rows, column = _source_rows(filters, kind, filters.start, filters.end)
-    ranked = list(rows.values(column).annotate(total=_count(column)).order_by("-total", column)[:limit])
+    source = _source_rows(filters, kind, filters.start, filters.end)
+    total = source.count(filters.start, filters.end, whole=True)
+    column = source.column
+    ranked = list(source.rows.values(column).annotate(total=total).order_by("-total", column)[:limit])
     names = _names(kind, [r[column] for r in ranked])
     return [{"id": r[column], "name": names.get(r[column], "?"), "received": r["total"]} for r in ranked]
 
@@ -312,9 +332,16 @@ def provider_lists(filters: Filters, limit: int = TOP) -> dict[str, list[dict]]:
     - growing: at least 3 referrals, and half as many again as in the period just before.
     Each per-source sum is computed once for the three lists (one statement), not once per list."""
     previous = add_months(filters.start, -filters.months)
-    rows, column = _source_rows(filters, SourceKind.PROVIDER, previous, filters.end)
-    now = Q(month__gte=filters.start)
-    grouped = rows.values(column).annotate(total=_count(column, now), before=_count(column, ~now)).order_by()
+    rows = _source_rows(filters, SourceKind.PROVIDER, previous, filters.end)
+    column = rows.column
+    grouped = (
+        rows.rows.values(column)
+        .annotate(
+            total=rows.count(filters.start, filters.end),
+            before=rows.count(previous, add_months(filters.start, -1)),
+        )
+        .order_by()
+    )
     sql, params = grouped.query.sql_with_params()
     q = connection.ops.quote_name
     source, total, before = f"s.{q(column)}", f"s.{q('total')}", f"s.{q('before')}"

@@ -10,6 +10,7 @@ from refloop.insights.models import (
     CUBE_DIMENSIONS,
     LOST_REASONS,
     MEASURES,
+    RUNNING_COLUMNS,
     ReferralRollup,
     RollupMember,
     SourceRollup,
@@ -57,11 +58,16 @@ def recount() -> tuple[dict, dict, dict]:
             )
             cube[(number, m.month, *dims)].update(measures)
         for kind, source_id in (("provider", m.provider_id), ("practice", m.practice_id), ("other", m.other_source_id)):
-            if source_id:
-                key = (kind, source_id, m.month, m.territory_id, m.liaison_id, m.specialty, m.urgency)
-                sources[key].update({"received": 1, "scheduled": int(m.scheduled), "seen": int(m.seen)})
+            if not source_id:
+                continue
+            # counted in its year's total and in the running totals from its month to December, under its urgency
+            # and under every urgency
+            running = {f"to_{month:02d}": 1 for month in range(m.month.month, 13)}
+            for urgency in (m.urgency, ALL_TEXT):
+                key = (kind, source_id, m.month.year, m.territory_id, m.liaison_id, m.specialty, urgency)
+                sources[key].update({"received": 1, **running})
     cube_rows = {k: tuple(round(v.get(name, 0), 2) for name in MEASURES) for k, v in cube.items()}
-    source_rows = {k: (v["received"], v["scheduled"], v["seen"]) for k, v in sources.items()}
+    source_rows = {k: (v["received"], *(v[name] for name in RUNNING_COLUMNS)) for k, v in sources.items()}
     return members, cube_rows, source_rows
 
 
@@ -74,8 +80,8 @@ def stored() -> tuple[dict, dict, dict]:
         for row in ReferralRollup.objects.exclude(received=0)
     }
     sources = {
-        (r.kind, r.source_id, r.month, r.territory_id, r.liaison_id, r.specialty, r.urgency): (
-            r.received, r.scheduled, r.seen
+        (r.kind, r.source_id, r.year, r.territory_id, r.liaison_id, r.specialty, r.urgency): (
+            r.received, *(getattr(r, name) for name in RUNNING_COLUMNS)
         )
         for r in SourceRollup.objects.exclude(received=0)
     }
