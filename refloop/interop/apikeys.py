@@ -59,8 +59,11 @@ def apikey_authenticate(raw: str) -> ApiKey | None:
     """The live key this secret belongs to, or None. Compares hashes in constant time."""
     if not raw.startswith(KEY_PREFIX) or len(raw) <= PREFIX_LENGTH:
         return None
-    key = ApiKey.objects.filter(prefix=raw[:PREFIX_LENGTH], revoked_at__isnull=True).first()
-    if key is None or not hmac.compare_digest(key.key_hash, _digest(raw)):
+    try:  # get(), not first(): the prefix is unique, and an ORDER BY costs a third of the lookup's CPU (issue 8)
+        key = ApiKey.objects.get(prefix=raw[:PREFIX_LENGTH], revoked_at__isnull=True)
+    except ApiKey.DoesNotExist:
+        return None
+    if not hmac.compare_digest(key.key_hash, _digest(raw)):
         return None
     now = timezone.now()
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:

@@ -66,7 +66,7 @@ def fhir_intake(
              detail=str(exc), body=operation_outcome(exc.issues))  # fmt: skip
         return Answer(exc.status, operation_outcome(exc.issues))
 
-    existing = InterfaceMessage.objects.filter(direction=IN, protocol=FHIR, sender=sender, control_id=control).first()
+    existing = _message(sender, control)
     if existing is not None and existing.status == InterfaceMessage.Status.ACCEPTED:
         return _resent(existing, plans, endpoint, by, by_label)
 
@@ -110,7 +110,7 @@ def fhir_intake(
              detail=str(exc), body=operation_outcome(exc.issues))  # fmt: skip
         return Answer(exc.status, operation_outcome(exc.issues))
     except IntegrityError:  # the same sender sent the same request twice at the same moment: the first one won
-        winner = InterfaceMessage.objects.filter(direction=IN, protocol=FHIR, sender=sender, control_id=control).first()
+        winner = _message(sender, control)
         if winner is None or winner.status != InterfaceMessage.Status.ACCEPTED:
             raise
         return _resent(winner, plans, endpoint, by, by_label)
@@ -215,6 +215,15 @@ def _plan(payload: dict, endpoint: str) -> tuple[list[Planned], str, dict | None
     else:
         control = _digest("bundle:" + "\x1f".join(p.key for p in plans))
     return plans, control, payload
+
+
+def _message(sender: str, control: str) -> InterfaceMessage | None:
+    """The message logged before with this control id (unique per sender): get(), as first() would add an ORDER BY
+    that costs a third of the lookup's CPU (issue 8)."""
+    try:
+        return InterfaceMessage.objects.get(direction=IN, protocol=FHIR, sender=sender, control_id=control)
+    except InterfaceMessage.DoesNotExist:
+        return None
 
 
 def _digest(key: str) -> str:
