@@ -83,7 +83,7 @@ ALL_ID = -1  # in a rollup row, "every value of this dimension" (the row sums ov
 ALL_TEXT = "*"
 
 
-MEMBER_LEVEL_FILTERS = ("location_id", "clinician_id", "payer")  # the filters SourceRollup does not keep
+MEMBER_LEVEL_FILTERS = ("location_id", "clinician_id", "payer")  # a referral's own, not its source's
 MEMBER_FILTER_COLUMNS = ("location_id", "clinician_id", "payer", "urgency", "territory_id", "liaison_id", "specialty")
 
 
@@ -130,12 +130,12 @@ class RollupMember(models.Model):
             models.Index(fields=["provider_id", "month", "referral"], name="rollupmember_provider"),
             models.Index(fields=["practice_id", "month", "referral"], name="rollupmember_practice"),
             models.Index(fields=["other_source_id"], name="rollupmember_other"),
-            # Covers the source lists under filters SourceRollup does not keep (an index-only scan of the period).
+            # Covers the source lists under filter pairs SourceRollup does not keep (an index-only scan of the period).
             models.Index(
                 fields=["month", *MEMBER_FILTER_COLUMNS, "provider_id", "practice_id"], name="rollupmember_sources"
             ),
         ] + [
-            # The same, led by a filter SourceRollup does not keep: a location's (clinician's, payer's) rows of the
+            # The same, led by a member-level filter: with another one, a location's (clinician's, payer's) rows of the
             # period are one index range, not every row of the period checked one by one.
             models.Index(
                 fields=[column, "month", *(c for c in MEMBER_FILTER_COLUMNS if c != column), "provider_id",
@@ -252,7 +252,13 @@ def running_column(month: int) -> str:
 
 
 RUNNING_COLUMNS = tuple(running_column(m) for m in range(1, 13))
-SOURCE_KEY = ("kind", "source_id", "year", "territory_id", "liaison_id", "specialty", "urgency")
+SOURCE_KEY = (
+    "kind", "source_id", "year", "territory_id", "liaison_id", "specialty", "urgency", "location_id", "clinician_id",
+    "payer",
+)  # fmt: skip
+# SourceRollup counts each referral once under every urgency, location, clinician and payer, and once more under each
+# of these of its own (the others ALL): a list filtered by at most one of them reads its rows.
+SOURCE_SINGLE_FILTERS = ("urgency", *MEMBER_LEVEL_FILTERS)
 
 
 class SourceRollup(models.Model):
@@ -262,9 +268,13 @@ class SourceRollup(models.Model):
     A row holds running totals: `to_03` counts the referrals of January to March. A period's count is then, per
     year it touches, the total to its last month less the total before its first, so a source's 24 months and the
     24 before are a few rows whatever the months (monthly rows were nearly as many as the referrals, as most
-    source-months hold one, and grouping them was most of a long list's time). Each referral is counted twice:
-    under its urgency and under urgency ALL_TEXT, which the lists read when no urgency is chosen. Location,
-    clinician and payer are left to the member rows, where an index led by each reads only its own.
+    source-months hold one, and grouping them was most of a long list's time).
+
+    Each referral is counted five times: under every urgency, location, clinician and payer (ALL_TEXT, ALL_ID),
+    and under its own urgency, its own location, its own clinician and its own payer, each with the other three
+    ALL (SOURCE_SINGLE_FILTERS). A list filtered by at most one of these (and any of territory, liaison and
+    specialty, which belong to the source) reads only the rows of that value; two of them at once are narrow enough
+    for the member rows, through an index led by one of them.
 
     `received` is the year's total: a row whose referrals all moved away is pruned on it."""
 
@@ -275,6 +285,9 @@ class SourceRollup(models.Model):
     liaison_id = models.BigIntegerField()
     specialty = models.CharField(max_length=150)
     urgency = models.CharField(max_length=10)  # or ALL_TEXT: every urgency
+    location_id = models.BigIntegerField(default=ALL_ID)  # or ALL_ID: every location (0: none)
+    clinician_id = models.BigIntegerField(default=ALL_ID)  # or ALL_ID
+    payer = models.CharField(max_length=120, default=ALL_TEXT)  # or ALL_TEXT ("": none)
     received = models.IntegerField(default=0)
 
     class Meta:
@@ -285,15 +298,15 @@ class SourceRollup(models.Model):
             # Covers every source-list query, in source order: the lists sum each source as they read, with no sort
             # (SQLite) and no table lookup.
             models.Index(
-                fields=["kind", "urgency", "source_id", "year", "territory_id", "liaison_id", "specialty",
-                        *RUNNING_COLUMNS],
+                fields=["kind", *SOURCE_SINGLE_FILTERS, "source_id", "year", "territory_id", "liaison_id",
+                        "specialty", *RUNNING_COLUMNS],
                 name="sourcerollup_sources",
             ),  # fmt: skip
             models.Index(fields=["year"], condition=Q(received=0), name="sourcerollup_empty"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.source_id} in {self.year} ({self.urgency}): {self.received}"
+        return f"{self.kind} {self.source_id} in {self.year}: {self.received}"
 
 
 for _column in RUNNING_COLUMNS:

@@ -12,9 +12,9 @@ Three tables (refloop/insights/models.py):
   read the full cuboid, narrowed by those filters. Distributions (time to contact, to appointment, report
   turnaround in business days) are histogram columns, so medians, 90th percentiles and "within target" come
   from sums too, for whatever target the practice sets later.
-- SourceRollup, the sums per source (provider, practice, other source), calendar year, the source-level filters
-  (territory, liaison, specialty) and urgency, as running totals by month: top sources, new sources, growing
-  sources.
+- SourceRollup, the sums per source (provider, practice, other source), calendar year and the source-level
+  filters (territory, liaison, specialty), as running totals by month, in total and by one of urgency, location,
+  clinician or payer: top sources, new sources, growing sources.
 
 Grain is the month: periods on the dashboard are whole months, which is how a manager compares them.
 
@@ -54,6 +54,7 @@ from refloop.insights.models import (
     MEASURES,
     RUNNING_COLUMNS,
     SOURCE_KEY,
+    SOURCE_SINGLE_FILTERS,
     TURNAROUND_CAP,
     ReferralRollup,
     RollupMember,
@@ -303,21 +304,27 @@ def sources_upsert_sql(where: str, sign: int, alias: str) -> tuple[str, list[tup
     per UNION branch the constants that come before the `where` parameters. `where` names the member table as
     `alias`. One builder for the per-referral sync and the import's set-based fold (rollup_bulk).
 
-    A referral received in month m counts in its year's rows (under its urgency and under every urgency), in
-    `received` and in the running totals from month m to December."""
+    A referral received in month m counts in its year's rows (see SourceRollup: under every urgency, location,
+    clinician and payer, and under each of its own), in `received` and in the running totals from month m to
+    December."""
     member = _q(RollupMember._meta.db_table)
     s = "" if sign > 0 else "-"
     year, month = _year_and_month_sql(f"{alias}.month")
+    everything = {d: ALL_TEXT if d in TEXT_DIMENSIONS else ALL_ID for d in SOURCE_SINGLE_FILTERS}
+    variants = [everything] + [{**everything, d: None} for d in SOURCE_SINGLE_FILTERS]  # None: the member's own
     branches, constants = [], []
     for kind, column in SOURCE_COLUMNS:
-        for urgency in (f"{alias}.urgency", "%s"):
+        for variant in variants:
+            singles = ", ".join(
+                f"{f'{alias}.{_q(d)}' if value is None else '%s'} AS {_q(d)}" for d, value in variant.items()
+            )
             branches.append(
                 f"SELECT %s AS kind, {alias}.{_q(column)} AS source_id, {year} AS year, "  # noqa: S608
                 f"{alias}.territory_id AS territory_id, {alias}.liaison_id AS liaison_id, "
-                f"{alias}.specialty AS specialty, {urgency} AS urgency, {month} AS month_number "
+                f"{alias}.specialty AS specialty, {singles}, {month} AS month_number "
                 f"FROM {member} {alias} WHERE {alias}.{_q(column)} <> 0 AND ({where})"
             )
-            constants.append((kind.value,) if urgency != "%s" else (kind.value, ALL_TEXT))
+            constants.append((kind.value, *(v for v in variant.values() if v is not None)))
     group = ", ".join(f"u.{_q(c)}" for c in SOURCE_KEY)
     running = ", ".join(f"{s}SUM(CASE WHEN u.month_number <= {m} THEN 1 ELSE 0 END)" for m in range(1, 13))
     select = (

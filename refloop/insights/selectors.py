@@ -20,6 +20,7 @@ from refloop.insights.models import (
     FILTER_DIMENSIONS,
     LOST_REASONS,
     MEASURES,
+    SOURCE_SINGLE_FILTERS,
     TURNAROUND_CAP,
     AlertKind,
     ReferralRollup,
@@ -31,7 +32,7 @@ from refloop.insights.models import (
 )
 from refloop.insights.rollups import TEXT_DIMENSIONS, cuboid_for
 
-SOURCE_LEVEL = frozenset({"territory_id", "liaison_id", "specialty", "urgency"})  # what SourceRollup answers for
+SOURCE_LEVEL = frozenset({"territory_id", "liaison_id", "specialty"})  # a source's own: SourceRollup keeps them all
 TOP = 10
 LOST_LABELS = {
     "went_elsewhere": "Went elsewhere",
@@ -269,9 +270,9 @@ _MEMBER_COLUMN = {SourceKind.PROVIDER: "provider_id", SourceKind.PRACTICE: "prac
 @dataclass(frozen=True)
 class _SourceRows:
     """Per-source rows covering a window of months, the column naming the source, and how to count a period of
-    the window per source: SourceRollup when the filters are all ones it keeps (territory, liaison, specialty,
-    urgency), else the member rows, narrowed by every filter (an index led by location, clinician or payer reads
-    only that value's rows of the window)."""
+    the window per source: SourceRollup when it keeps the filters (any of territory, liaison and specialty, and at
+    most one of urgency, location, clinician and payer), else the member rows, narrowed by every filter (an index
+    led by location, clinician or payer reads only that value's rows of the window)."""
 
     rows: QuerySet
     column: str
@@ -296,8 +297,10 @@ class _SourceRows:
 def _source_rows(filters: Filters, kind: str, first: dt.date, last: dt.date) -> _SourceRows:
     """The rows to count `kind`'s sources from, over the months first..last (see _SourceRows)."""
     dims = filters.dimensions()
-    if set(dims) <= SOURCE_LEVEL:
-        dims.setdefault("urgency", ALL_TEXT)
+    singles = [d for d in dims if d in SOURCE_SINGLE_FILTERS]
+    if set(dims) <= SOURCE_LEVEL | set(SOURCE_SINGLE_FILTERS) and len(singles) <= 1:
+        for d in SOURCE_SINGLE_FILTERS:
+            dims.setdefault(d, ALL_TEXT if d in TEXT_DIMENSIONS else ALL_ID)
         rows = SourceRollup.objects.filter(kind=kind, year__gte=first.year, year__lte=last.year, **dims)
         return _SourceRows(rows, "source_id", running=True)
     column = _MEMBER_COLUMN[kind]

@@ -60,11 +60,14 @@ def recount() -> tuple[dict, dict, dict]:
         for kind, source_id in (("provider", m.provider_id), ("practice", m.practice_id), ("other", m.other_source_id)):
             if not source_id:
                 continue
-            # counted in its year's total and in the running totals from its month to December, under its urgency
-            # and under every urgency
+            # counted in its year's total and in the running totals from its month to December: under every
+            # urgency, location, clinician and payer, and under each of its own with the other three as "all"
             running = {f"to_{month:02d}": 1 for month in range(m.month.month, 13)}
-            for urgency in (m.urgency, ALL_TEXT):
-                key = (kind, source_id, m.month.year, m.territory_id, m.liaison_id, m.specialty, urgency)
+            every = (ALL_TEXT, ALL_ID, ALL_ID, ALL_TEXT)
+            own = (m.urgency, m.location_id, m.clinician_id, m.payer)
+            variants = [every] + [every[:i] + (own[i],) + every[i + 1 :] for i in range(4)]
+            for singles in variants:
+                key = (kind, source_id, m.month.year, m.territory_id, m.liaison_id, m.specialty, *singles)
                 sources[key].update({"received": 1, **running})
     cube_rows = {k: tuple(round(v.get(name, 0), 2) for name in MEASURES) for k, v in cube.items()}
     source_rows = {k: (v["received"], *(v[name] for name in RUNNING_COLUMNS)) for k, v in sources.items()}
@@ -80,7 +83,8 @@ def stored() -> tuple[dict, dict, dict]:
         for row in ReferralRollup.objects.exclude(received=0)
     }
     sources = {
-        (r.kind, r.source_id, r.year, r.territory_id, r.liaison_id, r.specialty, r.urgency): (
+        (r.kind, r.source_id, r.year, r.territory_id, r.liaison_id, r.specialty, r.urgency, r.location_id,
+         r.clinician_id, r.payer): (
             r.received, *(getattr(r, name) for name in RUNNING_COLUMNS)
         )
         for r in SourceRollup.objects.exclude(received=0)

@@ -53,11 +53,14 @@ def test_the_migration_recounts_the_source_sums_by_year_with_running_totals(user
 
     assert SourceRollup.objects.count() == before
     every, routine = (
-        SourceRollup.objects.get(kind="provider", source_id=sender.pk, year=2025, urgency=urgency)
+        SourceRollup.objects.get(kind="provider", source_id=sender.pk, year=2025, urgency=urgency, payer="*",
+                                 location_id=-1, clinician_id=-1)
         for urgency in ("*", "routine")
-    )
+    )  # fmt: skip
     assert every.received == 4
     assert (every.to_01, every.to_02, every.to_03, every.to_11, every.to_12) == (1, 1, 3, 3, 4)
     assert (routine.received, routine.to_02, routine.to_03, routine.to_12) == (2, 1, 2, 2)
-    assert SourceRollup.objects.get(kind="provider", source_id=sender.pk, year=2026, urgency="*").to_02 == 1
+    rows_2026 = SourceRollup.objects.filter(kind="provider", source_id=sender.pk, year=2026)
+    assert rows_2026.count() == 5  # in all, and under its urgency, location, clinician and payer
+    assert {row.to_01 for row in rows_2026} == {0} and {row.to_02 for row in rows_2026} == {1}
     assert_rollups_match_recount()

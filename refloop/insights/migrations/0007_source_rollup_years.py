@@ -1,11 +1,14 @@
-# Source lists (issue 7): SourceRollup holds one row per source, calendar year and urgency (and one for every
-# urgency) with running totals by month, instead of one per source-month and urgency, so a long period reads a few
-# rows per source, in source order.
+# Source lists (issue 7): SourceRollup holds one row per source and calendar year with running totals by month (in
+# all, and by one of urgency, location, clinician or payer), instead of one per source-month and urgency, so a long
+# period reads a few rows per source, in source order.
 
 from django.db import migrations, models
 
 RUNNING = tuple(f"to_{m:02d}" for m in range(1, 13))
-KEY = ("kind", "source_id", "year", "territory_id", "liaison_id", "specialty", "urgency")
+KEY = (
+    "kind", "source_id", "year", "territory_id", "liaison_id", "specialty", "urgency", "location_id", "clinician_id",
+    "payer",
+)  # fmt: skip
 
 
 def forget_source_sums(apps, schema_editor):
@@ -40,6 +43,15 @@ class Migration(migrations.Migration):
             field=models.PositiveSmallIntegerField(default=0),
             preserve_default=False,
         ),
+        migrations.AddField(
+            model_name="sourcerollup", name="location_id", field=models.BigIntegerField(default=-1)
+        ),
+        migrations.AddField(
+            model_name="sourcerollup", name="clinician_id", field=models.BigIntegerField(default=-1)
+        ),
+        migrations.AddField(
+            model_name="sourcerollup", name="payer", field=models.CharField(default="*", max_length=120)
+        ),
         *(
             migrations.AddField(model_name="sourcerollup", name=name, field=models.IntegerField(default=0))
             for name in RUNNING
@@ -51,7 +63,10 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="sourcerollup",
             index=models.Index(
-                fields=["kind", "urgency", "source_id", "year", "territory_id", "liaison_id", "specialty", *RUNNING],
+                fields=[
+                    "kind", "urgency", "location_id", "clinician_id", "payer", "source_id", "year", "territory_id",
+                    "liaison_id", "specialty", *RUNNING,
+                ],  # fmt: skip
                 name="sourcerollup_sources",
             ),
         ),
