@@ -45,3 +45,38 @@ def canonical(
 
 def event_hash(**fields: Any) -> str:
     return hashlib.sha256(canonical(**fields)).hexdigest()
+
+
+SEQ_JOIN = '","seq":'  # what comes between prev_hash and seq in the canonical form (the keys are sorted)
+
+
+def canonical_around_link(
+    *,
+    at: dt.datetime,
+    actor_id: int | None,
+    actor_label: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    patient_id: str,
+    detail: Any,
+) -> tuple[str, str]:
+    """The canonical form without the two fields only the chain's head gives, as (before, after) such that
+    `before + prev_hash + SEQ_JOIN + str(seq) + after`, UTF-8 encoded, is exactly `canonical(...)`: the database
+    can then complete and hash it under the chain's lock (accounts.audit) while everything else is done before it."""
+    dumps = _dumps
+    fields = {
+        "action": action,
+        "actor_id": actor_id,
+        "actor_label": actor_label,
+        "at": at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        "detail": detail,
+        "patient_id": patient_id,
+    }  # the keys before "prev_hash" and "seq", in sorted order; "target_id" and "target_type" come after
+    before = "{" + ",".join(f"{dumps(k)}:{dumps(v)}" for k, v in fields.items()) + ',"prev_hash":"'
+    after = f',"target_id":{dumps(target_id)},"target_type":{dumps(target_type)}}}'
+    return before, after
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
