@@ -9,6 +9,7 @@ database, and the master closes any connection before it forks.
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -37,4 +38,9 @@ def warm() -> int:
                 except TemplateSyntaxError as exc:  # a template the checks missed still fails on its page, not here
                     log.warning("template %s did not compile: %s", name, exc)
     connections.close_all()
+    # What is loaded by now lives as long as the process: out of the cyclic collector's sight, its full collections
+    # no longer walk it (0.3 ms of every referral intake's CPU, issue 8), and the workers' copies of its pages stay
+    # shared with the master's.
+    gc.collect()
+    gc.freeze()
     return compiled
