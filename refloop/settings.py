@@ -124,6 +124,9 @@ def _database() -> dict:
     if config["ENGINE"] == "django.db.backends.postgresql":
         options = config.setdefault("OPTIONS", {})
         options["connect_timeout"] = env_int("REFLOOP_DB_CONNECT_TIMEOUT", 5, minimum=1)
+        # No JIT compilation: the server compiles a query whose estimated cost passes jit_above_cost, and for the
+        # dashboard's source lists (a few hundred thousand index rows) that took 20-25 ms of a ~130 ms answer.
+        options["options"] = "-c jit=off"
         if env_bool("REFLOOP_DB_PREPARED", True):
             # Parameters bound by the server, and a statement sent five times on a connection is prepared: PostgreSQL
             # then parses and plans it once per connection, not on every request. Half of a referral intake's
