@@ -33,6 +33,8 @@ from django.utils import timezone
 from refloop.accounts.chain import GENESIS, SEQ_JOIN, canonical_around_link, event_hash
 from refloop.accounts.models import AuditEvent
 
+CHAIN_INSERT_MAX = 50  # PostgreSQL: events linked and hashed by one INSERT (a chain of that many CTEs)
+
 # pg_advisory_xact_lock key: any constant the rest of the project does not use ("refloop audit" in ASCII).
 _CHAIN_LOCK = 0x7265666C6F6F70
 
@@ -163,26 +165,29 @@ def _append_postgresql(events: list[AuditEvent]) -> None:
     was committed when it began, so one that waited for the lock inside itself could miss the previous holder's
     events and fork the chain.
     """
-    params: list = []
-    for event in events:
-        event.at = timezone.now()
-        before, after = canonical_around_link(
-            at=event.at, actor_id=event.actor_id, actor_label=event.actor_label, action=event.action,
-            target_type=event.target_type, target_id=event.target_id, patient_id=event.patient_id,
-            detail=event.detail,
-        )  # fmt: skip
-        params += [before, after, event.at, event.actor_id, event.actor_label, event.action, event.target_type,
-                   event.target_id, event.patient_id, json.dumps(event.detail)]  # fmt: skip
+    parts = []
+    for start in range(0, len(events), CHAIN_INSERT_MAX):  # bounded statements (and few cached texts) for a batch
+        part, params = events[start : start + CHAIN_INSERT_MAX], []
+        for event in part:
+            event.at = timezone.now()
+            before, after = canonical_around_link(
+                at=event.at, actor_id=event.actor_id, actor_label=event.actor_label, action=event.action,
+                target_type=event.target_type, target_id=event.target_id, patient_id=event.patient_id,
+                detail=event.detail,
+            )  # fmt: skip
+            params += [before, after, event.at, event.actor_id, event.actor_label, event.action, event.target_type,
+                       event.target_id, event.patient_id, json.dumps(event.detail)]  # fmt: skip
+        parts.append((part, params))
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
-        cursor.execute(_chain_insert_sql(len(events)), [GENESIS, *params])
-        rows = cursor.fetchall()
-    written = {seq: (pk, prev_hash, digest) for pk, seq, prev_hash, digest in rows}
-    first = min(written)
-    for offset, event in enumerate(events):
-        event.seq = first + offset
-        event.pk, event.prev_hash, event.hash = written[event.seq]
-        event._state.adding, event._state.db = False, connection.alias
+        for part, params in parts:  # each statement starts after the one before: it sees that one's events
+            cursor.execute(_chain_insert_sql(len(part)), [GENESIS, *params])
+            written = {seq: (pk, prev_hash, digest) for pk, seq, prev_hash, digest in cursor.fetchall()}
+            first = min(written)
+            for offset, event in enumerate(part):
+                event.seq = first + offset
+                event.pk, event.prev_hash, event.hash = written[event.seq]
+                event._state.adding, event._state.db = False, connection.alias
 
 
 @functools.cache

@@ -54,3 +54,18 @@ def test_the_returned_event_is_the_stored_one():
     stored = AuditEvent.objects.get(pk=event.pk)
     assert (stored.seq, stored.prev_hash, stored.hash, stored.at) == (event.seq, event.prev_hash, event.hash, event.at)
     assert audit_verify().ok
+
+
+@pytest.mark.django_db
+def test_a_batch_longer_than_one_insert_links_across_the_statements():
+    from refloop.accounts.audit import CHAIN_INSERT_MAX
+
+    count = CHAIN_INSERT_MAX * 2 + 3
+    with transaction.atomic(), audit_deferred():
+        recorded = [audit_record(actor=None, action="test.batch", detail={"n": n}) for n in range(count)]
+    stored = list(AuditEvent.objects.filter(action="test.batch").order_by("seq"))
+    assert [e.detail["n"] for e in stored] == list(range(count))
+    assert [e.seq for e in stored] == list(range(stored[0].seq, stored[0].seq + count))  # no gap, no fork
+    assert all(later.prev_hash == earlier.hash for earlier, later in zip(stored, stored[1:], strict=False))
+    assert [(e.pk, e.seq, e.hash) for e in recorded] == [(e.pk, e.seq, e.hash) for e in stored]
+    assert audit_verify().ok
