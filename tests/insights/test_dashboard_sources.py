@@ -164,19 +164,22 @@ def test_any_period_counts_each_source_from_the_running_totals_as_its_referrals_
     by = users["coordinator"]
     sources = [provider(last_name=f"Source{i}") for i in range(3)]
     first = dt.date(2023, 11, 1)
-    received = []  # (source, month, urgency)
+    received = []  # (source, month, urgency, payer)
     for i in range(26):
         month = add_months(first, i)
         for n, source in enumerate(sources):
-            for _ in range((i * (n + 2)) % 4):
+            for k in range((i * (n + 2)) % 4):
                 urgency = ("routine", "urgent", "stat")[(i + n) % 3]
-                referral(by=by, source=source, received_at=_at(month, 3 + n), urgency=urgency)
-                received.append((source.pk, month, urgency))
+                payer = ("Medicare", "Aetna")[(i + k) % 2]
+                referral(by=by, source=source, received_at=_at(month, 3 + n), urgency=urgency,
+                         patient_data=patient_data(payer=payer))  # fmt: skip
+                received.append((source.pk, month, urgency, payer))
 
-    def counted(start, end, urgency=None):
+    def counted(start, end, values):
         counts = {}
-        for pk, month, u in received:
-            if start <= month <= end and urgency in (None, u):
+        for pk, month, urgency, payer in received:
+            matches = values.get("urgency", urgency) == urgency and values.get("payer", payer) == payer
+            if start <= month <= end and matches:
                 counts[pk] = counts.get(pk, 0) + 1
         return counts
 
@@ -185,14 +188,14 @@ def test_any_period_counts_each_source_from_the_running_totals_as_its_referrals_
             start = add_months(first, offset)
             end = add_months(start, months - 1)
             before = add_months(start, -months)
-            for urgency in (None, "urgent"):
-                filters = Filters(start=start, end=end, values={"urgency": urgency} if urgency else {})
-                lists = selectors.provider_lists(filters, limit=10)
-                want = counted(start, end, urgency)
-                assert {s["id"]: s["received"] for s in lists["top"]} == want, (start, end, urgency)
-                earlier = counted(before, add_months(start, -1), urgency)
+            # no filter, and one each of the single filters the per-source sums keep (urgency, payer)
+            for values in ({}, {"urgency": "urgent"}, {"payer": "Medicare"}):
+                lists = selectors.provider_lists(Filters(start=start, end=end, values=values), limit=10)
+                want = counted(start, end, values)
+                assert {s["id"]: s["received"] for s in lists["top"]} == want, (start, end, values)
+                earlier = counted(before, add_months(start, -1), values)
                 for s in lists["growing"]:
-                    assert s["before"] == earlier[s["id"]], (start, end, urgency)
+                    assert s["before"] == earlier[s["id"]], (start, end, values)
 
 
 def test_lists_read_the_running_totals_in_source_order_without_a_sort(users, period):
