@@ -32,7 +32,6 @@ from refloop.insights.models import (
 )
 from refloop.insights.rollups import TEXT_DIMENSIONS, cuboid_for
 
-SOURCE_LEVEL = frozenset({"territory_id", "liaison_id", "specialty"})  # a source's own: SourceRollup keeps them all
 TOP = 10
 LOST_LABELS = {
     "went_elsewhere": "Went elsewhere",
@@ -297,8 +296,8 @@ class _SourceRows:
 def _source_rows(filters: Filters, kind: str, first: dt.date, last: dt.date) -> _SourceRows:
     """The rows to count `kind`'s sources from, over the months first..last (see _SourceRows)."""
     dims = filters.dimensions()
-    singles = [d for d in dims if d in SOURCE_SINGLE_FILTERS]
-    if set(dims) <= SOURCE_LEVEL | set(SOURCE_SINGLE_FILTERS) and len(singles) <= 1:
+    # SourceRollup keeps territory, liaison and specialty (the source's own) and one of SOURCE_SINGLE_FILTERS
+    if sum(d in SOURCE_SINGLE_FILTERS for d in dims) <= 1:
         for d in SOURCE_SINGLE_FILTERS:
             dims.setdefault(d, ALL_TEXT if d in TEXT_DIMENSIONS else ALL_ID)
         rows = SourceRollup.objects.filter(kind=kind, year__gte=first.year, year__lte=last.year, **dims)
