@@ -19,6 +19,16 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_hot_settings():
+    """The intake paths keep per-process copies of the settings rows; a rolled-back test must not leave them behind."""
+    from refloop.lib.hot_settings import forget
+
+    forget()
+    yield
+    forget()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_idle_setting():
     """The idle-logoff period is cached per process; a rolled-back test must not leave its value behind."""
     from refloop.accounts.middleware import forget_idle_seconds

@@ -96,7 +96,7 @@ def _address(*parts: str) -> str:
 
 
 def practice_values() -> dict[str, str]:
-    practice = Practice.current()
+    practice = Practice.recent()
     if practice is None:
         return {key: "" for key in ("name", "address", "phone", "fax", "npi", "website")}
     return {

@@ -24,6 +24,7 @@ from refloop.directory.models import (
     StaffContact,
     Territory,
 )
+from refloop.lib.hot_settings import remembered
 from refloop.practice.models import Clinician
 
 USER = settings.AUTH_USER_MODEL
@@ -345,6 +346,11 @@ class OutreachSettings(models.Model):
     def current(cls) -> OutreachSettings:
         found, _ = cls.objects.get_or_create(pk=1)
         return found
+
+    @classmethod
+    def recent(cls) -> OutreachSettings:
+        """As every intake reads it (the thank-you milestones): a per-process copy at most a few seconds old."""
+        return remembered("outreach.settings", cls.current)
 
 
 class LimitSource(models.TextChoices):

@@ -14,6 +14,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from refloop.lib.business_time import BusinessCalendar
+from refloop.lib.hot_settings import remembered
 from refloop.lib.validators import validate_npi, validate_us_state
 
 
@@ -52,6 +53,11 @@ class Practice(PostalAddress):
     @classmethod
     def current(cls) -> Practice | None:
         return cls.objects.order_by("pk").first()
+
+    @classmethod
+    def recent(cls) -> Practice | None:
+        """The letterhead as automatic letters read it: a per-process copy at most a few seconds old."""
+        return remembered("practice.practice", cls.current)
 
 
 class Location(PostalAddress):
@@ -155,10 +161,21 @@ class ServiceLevels(models.Model):
         levels, _ = cls.objects.get_or_create(pk=1)
         return levels
 
+    @classmethod
+    def recent(cls) -> ServiceLevels:
+        """The levels as the intake paths read them: a per-process copy at most a few seconds old, with the default
+        owner (lib/hot_settings.py; settings pages read `current()`)."""
+
+        def load() -> ServiceLevels:
+            cls.objects.get_or_create(pk=1)
+            return cls.objects.select_related("default_owner").get(pk=1)
+
+        return remembered("practice.service_levels", load)
+
     def calendar(self) -> BusinessCalendar:
         return BusinessCalendar(
             tz=ZoneInfo(settings.TIME_ZONE),
-            holidays=frozenset(Holiday.objects.values_list("date", flat=True)),
+            holidays=remembered("practice.holidays", lambda: frozenset(Holiday.objects.values_list("date", flat=True))),
             opens=self.opens,
             closes=self.closes,
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from refloop.lib.hot_settings import remembered
 from refloop.practice.models import ServiceLevels
 from refloop.referrals.models import Referral, Urgency
 from refloop.referrals.workflow import State
@@ -30,7 +31,7 @@ def schedule_due(levels: ServiceLevels, since: dt.datetime, urgency: str) -> dt.
 
 def due_at(referral: Referral, *, now: dt.datetime, levels: ServiceLevels | None = None) -> dt.datetime | None:
     """When the next step of `referral` is due; None once the loop is finished."""
-    levels = levels or ServiceLevels.current()
+    levels = levels or ServiceLevels.recent()
     state = referral.state
     if state in (State.RECEIVED, State.ACCEPTED) and referral.first_contact_at is None:
         return first_contact_due(levels, referral.received_at, referral.urgency)
@@ -53,9 +54,13 @@ def owner_for(referral: Referral, *, levels: ServiceLevels | None = None):
         return referral.clinician.user
     if referral.coordinator_id:
         return referral.coordinator
-    levels = levels or ServiceLevels.current()
+    levels = levels or ServiceLevels.recent()
     if levels.default_owner_id:
         return levels.default_owner
     from django.contrib.auth import get_user_model
 
-    return get_user_model().objects.filter(role="coordinator", is_active=True).order_by("pk").first()
+    def first_coordinator():
+        return get_user_model().objects.filter(role="coordinator", is_active=True).order_by("pk").first()
+
+    # Every intake that nobody is assigned to asks (issue 8): remembered like the levels (any user's save forgets).
+    return remembered("referrals.first_coordinator", first_coordinator)
