@@ -9,10 +9,10 @@ the whole of it. Writers that run concurrently and often (a referral's intake an
 therefore open `audit_deferred()` just inside their transaction: the events are kept in memory and appended
 together at the end, so the lock is held only for the transaction's last writes and the commit (issue 8).
 Lock order, which keeps concurrent transactions free of deadlocks: the chain's lock comes before the rollups'
-shared rows (as in HL7 intake, which audits the receipt first). So the rollups are deferred too and their sync
-appends the events between its reads and its writes: `with transaction.atomic(), audit_deferred(),
-rollups_deferred(before_writes=audit_flush):` ends with the rollups' reads, the chain's lock and the events, the
-rollups' writes, then the commit: the lock is held over a few statements and the commit only.
+shared rows (as in HL7 intake, which audits the receipt first). Those writers queue their referrals for the rollups
+instead of writing the shared rows (insights/rollups.py), and the queue's insert comes before the events:
+`with transaction.atomic(), audit_deferred(), rollups_deferred(before_writes=audit_flush):` ends with the queue's
+insert, the chain's lock and the events, then the commit: the lock is held over a few statements and the commit.
 """
 
 from __future__ import annotations

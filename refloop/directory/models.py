@@ -7,8 +7,10 @@ that are not doctors (a patient who refers a friend, a campaign, an insurer, the
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 
 from refloop.lib.validators import validate_npi
@@ -207,8 +209,19 @@ class ReferringProvider(DirectoryEntry, PostalAddress):
         return self.affiliations.select_related("practice").order_by("-is_primary", "pk").first()
 
     def primary_practice(self) -> ReferringPractice | None:
-        affiliation = self.primary_affiliation()
-        return affiliation.practice if affiliation else None
+        """The practice of `primary_affiliation()`. Every intake from a provider asks: plain SQL, as the ORM spent
+        0.8 ms of CPU building the same query (issue 8)."""
+        return next(iter(ReferringPractice.objects.raw(_primary_practice_sql(), [self.pk])), None)
+
+
+@functools.cache
+def _primary_practice_sql() -> str:
+    q = connection.ops.quote_name
+    practice, affiliation = q(ReferringPractice._meta.db_table), q(ProviderPractice._meta.db_table)
+    return (
+        f"SELECT p.* FROM {practice} p JOIN {affiliation} a ON a.{q('practice_id')} = p.{q('id')} "  # noqa: S608
+        f"WHERE a.{q('provider_id')} = %s ORDER BY a.{q('is_primary')} DESC, a.{q('id')} LIMIT 1"
+    )
 
 
 class Weekday(models.TextChoices):

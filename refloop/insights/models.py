@@ -313,6 +313,20 @@ for _column in RUNNING_COLUMNS:
     SourceRollup.add_to_class(_column, models.IntegerField(default=0))
 
 
+class RollupPending(models.Model):
+    """A referral changed by an intake or a step whose contribution to the sums is not folded in yet.
+
+    Intakes and steps only queue their referral here (one insert, no lock on the shared sums); the next reader of
+    the sums, or the worker every few seconds, folds the whole queue in at once (`rollups.rollup_catch_up`). A plain
+    integer, not a foreign key: the queue never blocks deleting a referral.
+    """
+
+    referral_id = models.BigIntegerField(primary_key=True)
+
+    def __str__(self) -> str:
+        return f"Referral {self.referral_id} waiting for the rollups"
+
+
 class MonthlyReportRecipient(models.Model):
     """A manager who asked for the monthly report by email (opted in on the monthly reports page)."""
 

@@ -22,8 +22,10 @@ The sums are always built from RollupMember rows by SQL (`_apply`), one code pat
 and a rebuild; the test recount builds them independently from the referrals. Referral saves and deletes, and
 edits to what a referral is counted under (the provider's territory, liaison or specialty, the patient's payer,
 an other source's kind, a merge moving referrals) resync the referrals concerned through model signals, which
-run inside the writer's transaction. Bulk writers that bypass model saves (the referral importer, the demo's
-bulk path) call `rollup_sync_missing()` or `rollup_rebuild()`.
+run inside the writer's transaction. Intakes and workflow steps (`rollups_deferred`) instead queue their referral
+(RollupPending) in their transaction, and `rollup_catch_up` folds the queue in: every reader of the sums calls it
+first (insights/selectors.py), and the worker every CATCH_UP_SECONDS. Bulk writers that bypass model saves (the
+referral importer, the demo's bulk path) call `rollup_sync_missing()` or `rollup_rebuild()`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models.signals import post_save, pre_delete
 from django.utils import timezone
 
@@ -58,6 +60,7 @@ from refloop.insights.models import (
     TURNAROUND_CAP,
     ReferralRollup,
     RollupMember,
+    RollupPending,
     SourceKind,
     SourceRollup,
 )
@@ -496,6 +499,7 @@ def rollup_rebuild() -> int:
         return tuple(f.get_db_prep_save(getattr(member, f.attname), connection) for f in fields)
 
     with transaction.atomic():
+        RollupPending.objects.all().delete()  # every referral is counted afresh below
         ReferralRollup.objects.all().delete()
         SourceRollup.objects.all().delete()
         RollupMember.objects.all().delete()
@@ -518,11 +522,13 @@ def rollup_rebuild() -> int:
 
 @contextlib.contextmanager
 def rollups_deferred(*, before_writes: Callable[[], None] | None = None) -> Iterator[None]:
-    """Collect the referrals changed inside the block and sync them once at its end (for bulk writers, and for
-    intakes: the rows every referral shares are then locked only at the end of the transaction, issue 8).
+    """Collect the referrals changed inside the block and queue them at its end for the next catch-up (intakes and
+    workflow steps: issue 8).
 
-    `before_writes` (for instance `audit_flush`) runs at the end, between the sync's reads and its writes; nested,
-    the outermost block syncs and runs its own."""
+    The queue is one insert per referral and touches no shared row, so concurrent intakes no longer wait for each
+    other over the sums; `rollup_catch_up` folds the queue in, in one batch, before anything reads the sums.
+    `before_writes` (for instance `audit_flush`) runs at the end, after the queue's insert; nested, the outermost
+    block queues and runs its own."""
     if getattr(_deferred, "ids", None) is not None:
         yield
         return
@@ -532,7 +538,107 @@ def rollups_deferred(*, before_writes: Callable[[], None] | None = None) -> Iter
         ids = _deferred.ids
     finally:
         _deferred.ids = None
-    rollup_sync(ids, before_writes=before_writes)
+    _queue(sorted(ids))
+    if before_writes is not None:
+        before_writes()
+
+
+def _queue(ids: Sequence[int]) -> None:
+    if not ids:
+        return
+    table = _q(RollupPending._meta.db_table)
+    # The same text for every intake (one referral): psycopg and PostgreSQL keep it prepared.
+    sql = f"INSERT INTO {table} ({_q('referral_id')}) VALUES (%s) ON CONFLICT DO NOTHING"  # noqa: S608
+    with connection.cursor() as cursor:
+        if len(ids) == 1:
+            cursor.execute(sql, [ids[0]])
+        else:
+            cursor.executemany(sql, [[pk] for pk in ids])
+
+
+# pg_advisory_xact_lock key of the catch-up ("rollups" in ASCII): two readers fold the queue one after the other, so
+# the second finds it folded and reads exact sums rather than sums missing what the first is still folding.
+_CATCH_UP_LOCK = 0x726F6C6C757073
+
+
+def rollup_catch_up(*, patience: float | None = None) -> int:
+    """Fold the queued referrals (RollupPending) into the sums; returns how many member rows changed.
+
+    Every reader of the sums calls it first, so what a page shows counts every committed change; the worker calls it
+    every few seconds (`rollup_catch_up_every`), so a reader seldom finds more than a few seconds of work. An empty
+    queue costs one indexed read.
+
+    `patience` (seconds; readers give one): when another writer holds what the fold needs for longer (an import
+    holds SQLite's write lock for a whole file), nothing is folded and the reader reads the sums as they are, a
+    few seconds behind, rather than wait or fail; the queue keeps everything for the next fold.
+    """
+    table = _q(RollupPending._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} LIMIT 1")  # noqa: S608
+        if cursor.fetchone() is None:
+            return 0
+    try:
+        with _bounded_wait(patience), transaction.atomic():
+            with connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    if patience is not None:
+                        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(patience * 1000)}ms"])
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CATCH_UP_LOCK])
+                cursor.execute(f"DELETE FROM {table} RETURNING {_q('referral_id')}")  # noqa: S608
+                ids = [row[0] for row in cursor.fetchall()]
+            changed = rollup_sync(ids)
+            if patience is not None and connection.vendor == "postgresql":
+                with connection.cursor() as cursor:  # the caller's transaction, if any, waits as before
+                    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [_lock_timeout_default()])
+            return changed
+    except OperationalError as exc:
+        if patience is None:
+            raise
+        log.info("rollup catch-up left for later: %s", type(exc).__name__)
+        return 0
+
+
+@contextlib.contextmanager
+def _bounded_wait(patience: float | None) -> Iterator[None]:
+    """On SQLite, wait at most `patience` for the write lock (the connection's busy timeout, put back after)."""
+    if patience is None or connection.vendor != "sqlite" or connection.in_atomic_block:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        before = cursor.fetchone()[0]
+        cursor.execute(f"PRAGMA busy_timeout = {int(patience * 1000)}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {int(before)}")
+
+
+@functools.cache
+def _lock_timeout_default() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reset_val FROM pg_settings WHERE name = 'lock_timeout'")
+        return f"{cursor.fetchone()[0]}ms"
+
+
+CATCH_UP_SECONDS = 5.0  # how often the worker folds the queue in
+
+
+def rollup_catch_up_every(seconds: float = CATCH_UP_SECONDS, *, stop: threading.Event | None = None) -> None:
+    """Fold the queue in every `seconds` until `stop` is set (the worker's thread, `refloop rollups catch-up --every`).
+    A failed pass is logged and the next one tries again: the queue keeps what it has not folded."""
+    from django.db import close_old_connections
+
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        try:
+            rollup_catch_up()
+        except DatabaseError as exc:
+            log.warning("rollup catch-up failed: %s", type(exc).__name__)
+        finally:
+            close_old_connections()
+        stop.wait(seconds)
 
 
 # Signals: every write of what a referral is counted under --------------------------------------------------------

@@ -4,6 +4,7 @@ the referrals; `drilldown` lists the referrals behind a figure from the same mem
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 
 from django.db import connection
@@ -30,7 +31,7 @@ from refloop.insights.models import (
     SourceRollup,
     running_column,
 )
-from refloop.insights.rollups import TEXT_DIMENSIONS, cuboid_for
+from refloop.insights.rollups import TEXT_DIMENSIONS, cuboid_for, rollup_catch_up
 
 TOP = 10
 LOST_LABELS = {
@@ -40,6 +41,21 @@ LOST_LABELS = {
     "patient_declined": "Patient declined",
     "other": "Other",
 }
+
+
+READER_PATIENCE = 1.0  # seconds a page waits for another writer before it reads the sums as they are
+
+
+def caught_up(reader):
+    """A reader of the sums: the referrals queued by intakes and steps are folded in first (rollups.rollup_catch_up),
+    so it counts every committed change (unless another writer holds the sums longer than READER_PATIENCE)."""
+
+    @functools.wraps(reader)
+    def read(*args, **kwargs):
+        rollup_catch_up(patience=READER_PATIENCE)
+        return reader(*args, **kwargs)
+
+    return read
 
 
 def _cube(filters: Filters, first: dt.date, last: dt.date, group: tuple[str, ...]) -> list[dict]:
@@ -186,6 +202,7 @@ class Dashboard:
         return round(100 * part / whole, 1) if whole else None
 
 
+@caught_up
 def dashboard(filters: Filters, *, report_target: int, trend_months: int = 24) -> Dashboard:
     start, end = filters.start, filters.end
     length = filters.months
@@ -221,6 +238,7 @@ def dashboard(filters: Filters, *, report_target: int, trend_months: int = 24) -
     )
 
 
+@caught_up
 def referrer_specialties() -> list[str]:
     """The referrer specialties referrals were counted under, in order: the filter's choices. One probe of the
     specialty cuboid's key index per specialty (a loose index scan), where a DISTINCT over the directory reads
@@ -253,6 +271,7 @@ class SourceLists:
     growing_sources: list[dict]
 
 
+@caught_up
 def source_lists(filters: Filters) -> SourceLists:
     providers = provider_lists(filters)
     return SourceLists(
@@ -314,6 +333,7 @@ def _names(kind: str, ids: list[int]) -> dict[int, str]:
     return {pk: str(entry) for pk, entry in model._base_manager.in_bulk(ids).items()}
 
 
+@caught_up
 def top_sources(filters: Filters, kind: str, limit: int = TOP) -> list[dict]:
     if kind == SourceKind.PROVIDER:
         return provider_lists(filters, limit)["top"]
@@ -325,6 +345,7 @@ def top_sources(filters: Filters, kind: str, limit: int = TOP) -> list[dict]:
     return [{"id": r[column], "name": names.get(r[column], "?"), "received": r["total"]} for r in ranked]
 
 
+@caught_up
 def provider_lists(filters: Filters, limit: int = TOP) -> dict[str, list[dict]]:
     """The top, new and growing referring providers, from one pass over the period and the one just before.
 
@@ -387,11 +408,13 @@ def provider_lists(filters: Filters, limit: int = TOP) -> dict[str, list[dict]]:
     return out
 
 
+@caught_up
 def new_sources(filters: Filters, limit: int = TOP) -> list[dict]:
     """Providers new to the practice (see provider_lists)."""
     return provider_lists(filters, limit)["new"]
 
 
+@caught_up
 def growing_sources(filters: Filters, limit: int = TOP) -> list[dict]:
     """Providers sending at least 3 referrals and half as many again as in the period just before."""
     return provider_lists(filters, limit)["growing"]
@@ -494,6 +517,7 @@ def _figure_count(filters: Filters, first: dt.date, last: dt.date, measures: lis
     return total
 
 
+@caught_up
 def drilldown_members(filters: Filters, params, *, report_target: int) -> Drilldown:
     """The member rows behind one figure: the filters, plus what the figure counts; words describing it; and
     their number, read from the rollups when they hold it (the paginator then runs no COUNT)."""

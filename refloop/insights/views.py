@@ -19,6 +19,7 @@ PAGE_SIZE = 50
 KIND_LABELS = {"provider": "Referring providers", **dict(OtherSourceKind.choices)}
 
 
+@selectors.caught_up
 def _form(request: HttpRequest) -> DashboardFilterForm:
     payers = (
         ReferralRollup.objects.filter(cuboid=cuboid_for(()))

@@ -478,21 +478,25 @@ def practice_reassign(
 # Gratitude
 
 
-def referral_ordinal(referral) -> int:
-    """Which referral from its provider this is (1 = the first), counted in order of receipt."""
+def referral_ordinal(referral, *, up_to: int | None = None) -> int:
+    """Which referral from its provider this is (1 = the first), counted in order of receipt; with `up_to`, counting
+    stops there (a source with years of referrals costs no more than a new one: every intake asks, issue 8)."""
     from refloop.referrals.models import Referral
 
-    return (
-        Referral.objects.filter(referring_provider_id=referral.referring_provider_id)
-        .filter(Q(received_at__lt=referral.received_at) | Q(received_at=referral.received_at, pk__lte=referral.pk))
-        .count()
+    earlier = Referral.objects.filter(referring_provider_id=referral.referring_provider_id).filter(
+        Q(received_at__lt=referral.received_at) | Q(received_at=referral.received_at, pk__lte=referral.pk)
     )
+    return (earlier[:up_to] if up_to else earlier).count()
+
+
+def _milestones(policy: OutreachSettings) -> set[int]:
+    return {int(m) for m in policy.thank_you_milestones or [] if str(m).isdigit()}
 
 
 def thank_you_due(ordinal: int, policy: OutreachSettings) -> bool:
     if ordinal == 1:
         return policy.thank_you_on_first_referral
-    return ordinal in {int(m) for m in policy.thank_you_milestones or [] if str(m).isdigit()}
+    return ordinal in _milestones(policy)
 
 
 def thank_you_queue(*, referral, today: dt.date | None = None) -> Activity | None:
@@ -505,8 +509,8 @@ def thank_you_queue(*, referral, today: dt.date | None = None) -> Activity | Non
     provider = referral.referring_provider
     if provider is None:
         return None
-    policy = OutreachSettings.current()
-    ordinal = referral_ordinal(referral)
+    policy = OutreachSettings.recent()
+    ordinal = referral_ordinal(referral, up_to=max(_milestones(policy), default=1) + 1)
     if not thank_you_due(ordinal, policy):
         return None
     today = today or timezone.localdate()

@@ -15,7 +15,7 @@ from refloop.insights.models import (
     RollupMember,
     SourceRollup,
 )
-from refloop.insights.rollups import CUBOIDS, TEXT_DIMENSIONS, member_values, members_for
+from refloop.insights.rollups import CUBOIDS, TEXT_DIMENSIONS, member_values, members_for, rollup_catch_up
 from refloop.referrals.models import Referral
 
 
@@ -75,6 +75,8 @@ def recount() -> tuple[dict, dict, dict]:
 
 
 def stored() -> tuple[dict, dict, dict]:
+    """What the rollups hold once the referrals queued by intakes and steps are folded in, as every reader sees them."""
+    rollup_catch_up()
     members = {m.referral_id: member_values(m) for m in RollupMember.objects.all()}
     cube = {
         (row.cuboid, row.month, *(getattr(row, d) for d in CUBE_DIMENSIONS)): tuple(

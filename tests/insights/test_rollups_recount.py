@@ -21,7 +21,7 @@ from refloop.directory import merge
 from refloop.directory.models import OtherSource, OtherSourceKind, Territory
 from refloop.directory.services import provider_update
 from refloop.insights.models import ReferralRollup, RollupMember
-from refloop.insights.rollups import rollup_rebuild, rollup_sync_missing
+from refloop.insights.rollups import rollup_catch_up, rollup_rebuild, rollup_sync_missing
 from refloop.referrals import services
 from refloop.referrals.models import Referral
 from refloop.referrals.workflow import TRANSITIONS, LostReason, TransitionRefused, available
@@ -46,8 +46,9 @@ payer = st.tuples(st.just("payer"), st.integers(0, 30), st.integers(0, 2))
 merge_op = st.tuples(st.just("merge"), st.integers(0, 2), st.integers(0, 2))
 unmerge = st.tuples(st.just("unmerge"))
 delete = st.tuples(st.just("delete"), st.integers(0, 30))
+catch_up = st.tuples(st.just("catch_up"))  # a reader folds in what intakes and steps queued so far
 operations = st.lists(
-    st.one_of(receive, receive, step, step, step, contact, assign, edit, payer, merge_op, unmerge, delete),
+    st.one_of(receive, receive, step, step, step, contact, assign, edit, payer, merge_op, unmerge, delete, catch_up),
     min_size=1,
     max_size=14,
 )
@@ -155,6 +156,9 @@ class _World:
         if r is not None:
             r.delete()
 
+    def catch_up(self) -> None:
+        rollup_catch_up()
+
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations)
@@ -173,6 +177,7 @@ def test_a_rebuild_gives_the_same_rollups_as_the_changes_did(users):
         world.run(op)
     for i in range(6):
         world.run(("step", i % 3, 0, 3))
+    world.run(("catch_up",))
     before = sorted(ReferralRollup.objects.values_list("cuboid", "month", "source_kind", "payer", "received", "seen"))
     assert rollup_rebuild() == 3
     after = sorted(ReferralRollup.objects.values_list("cuboid", "month", "source_kind", "payer", "received", "seen"))

@@ -75,3 +75,13 @@ def test_a_milestone_thank_you_cannot_carry_a_gift(users, django_capture_on_comm
         activity_update(activity=note, data=activity_input(note, cost=Decimal("40.00")), by=users["liaison"])
     done = activity_update(activity=note, data=activity_input(note, status=ActivityStatus.DONE), by=users["liaison"])
     assert done.activity.status == ActivityStatus.DONE
+
+
+def test_the_count_stops_past_the_last_milestone(users):
+    from refloop.outreach.services import referral_ordinal
+
+    doc = provider()
+    start = timezone.now() - dt.timedelta(days=10)
+    made = [referral(source=doc, received_at=start + dt.timedelta(hours=n)) for n in range(5)]
+    assert [referral_ordinal(r) for r in made] == [1, 2, 3, 4, 5]
+    assert [referral_ordinal(r, up_to=3) for r in made] == [1, 2, 3, 3, 3]

@@ -275,10 +275,9 @@ def _drain_batch(ids: list[int] | None = None) -> tuple[int, int]:
     size = max(1, min(BATCH, int(BATCH_SECONDS.get(connection.vendor, 0.5) / _per_message[0])))
     for attempt in range(1, TRIES + 1):
         try:
-            # The rollups' rows every referral shares are synced once for the batch, at its end (one upsert per
-            # row for the batch instead of one per referral), and the audit events appended between the sync's
-            # reads and writes: the chain's lock and those rows are held for the batch's last statements only
-            # (accounts/audit.py), so the web and FHIR intakes do not wait for the whole batch.
+            # The batch's referrals are queued for the rollups at its end (folded in by the next reader or the
+            # worker's catch-up), and the audit events appended after: the chain's lock is held for the batch's
+            # last statements only (accounts/audit.py), so the web and FHIR intakes do not wait for the whole batch.
             with transaction.atomic(), audit_deferred(), rollups_deferred(before_writes=audit_flush):
                 queued = _inbound().filter(status=Status.QUEUED)
                 if ids is not None:
