@@ -36,6 +36,7 @@ from refloop.letters.models import (
     new_token,
     token_hash,
 )
+from refloop.lib.hot_settings import remembered
 from refloop.referrals.models import Referral, ReferralEvent
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,11 @@ def event_letters_queue(*, event: ReferralEvent, fresh: bool = False) -> list[Le
     Every referral intake comes through here, so it reads as little as it can (issue 8): the rules and their
     templates in one query, and the referring practice (with its locations, for the address and the route) once.
     """
-    rules = list(LetterRule.objects.raw(_RULES_WITH_TEMPLATES, [event.action]))
+    # Remembered per process like the settings rows (lib/hot_settings.py): a rule or template saved here is read at
+    # once, elsewhere within seconds. A tuple: the rows are shared, read only.
+    rules = remembered(
+        f"letters.rules.{event.action}", lambda: tuple(LetterRule.objects.raw(_RULES_WITH_TEMPLATES, [event.action]))
+    )
     if not rules:
         return []
     referral = event.referral

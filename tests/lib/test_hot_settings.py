@@ -67,3 +67,14 @@ def test_the_default_owner_follows_the_settings_and_the_users(users):
     users["coordinator"].is_active = False
     users["coordinator"].save()
     assert sla.owner_for(referral()) != users["coordinator"]
+
+
+def test_a_letter_rule_switched_off_stops_the_next_intakes_letter(users):
+    from refloop.letters.models import Letter, LetterRule
+    from refloop.letters.services import rules_save
+
+    first = referral(by=users["coordinator"])
+    assert Letter.objects.filter(referral=first).exists()  # the receipt acknowledgement, on by default
+    rules_save(enabled_ids=set(LetterRule.objects.exclude(step="receive").values_list("pk", flat=True)), by=None)
+    second = referral(by=users["coordinator"])
+    assert not Letter.objects.filter(referral=second).exists()
