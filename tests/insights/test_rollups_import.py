@@ -140,3 +140,39 @@ def test_a_dry_run_leaves_the_rollups_as_they_were(tmp_path, users):
     referral_import(path=path, by=users["coordinator"], dry_run=True)
     assert not RollupMember.objects.exists()
     assert_rollups_match_recount()
+
+
+def test_many_sources_over_several_years_are_summed_as_a_recount_sums_them(tmp_path, users, monkeypatch):
+    # The per-source sums are written a few rows at a time here (SOURCE_WRITE_ROWS), so a source's rows and the
+    # next source's meet across writes; the second file adds to rows the first one wrote.
+    monkeypatch.setattr("refloop.insights.rollup_bulk.SOURCE_WRITE_ROWS", 3)
+    territory = Territory.objects.create(name="East", liaison=users["liaison"])
+    offices = [practice(), practice()]
+    sources = []
+    for i in range(5):
+        source = provider(
+            last_name=f"Source{i}", specialty=["", "Pediatrics"][i % 2], territory=territory if i % 2 else None
+        )
+        if i < 4:
+            affiliation_set(provider=source, practice=offices[i % 2], is_primary=True)
+        sources.append(source)
+    doctor = clinician(user=users["clinician"])
+    location()
+
+    def rows(prefix: str, count: int) -> list[dict]:
+        return [
+            row(
+                referring_npi=sources[i % 5].npi, external_id=f"{prefix}{i}", patient_last_name=f"{prefix}{i % 7}",
+                received_date=f"{2023 + i % 3}-{1 + i % 12:02d}-{1 + i % 27:02d}", urgency=["routine", "stat"][i % 2],
+                payer=["Aetna", "", "Medicare"][i % 3], clinician=doctor.npi if i % 4 == 1 else "",
+                location="main campus" if i % 5 == 2 else "", status=IMPORT_STATES[i % len(IMPORT_STATES)],
+            )
+            for i in range(count)
+        ]  # fmt: skip
+
+    referral_import(path=write_csv(tmp_path / "first.csv", rows("F", 40)), by=users["coordinator"])
+    report = referral_import(path=write_csv(tmp_path / "second.csv", rows("S", 60)), by=users["coordinator"])
+    assert report.created == 60
+    assert SourceRollup.objects.filter(kind="practice").exists()
+    assert SourceRollup.objects.values("year").distinct().count() == 3
+    assert_rollups_match_recount()
