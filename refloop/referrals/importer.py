@@ -478,27 +478,36 @@ class _Row:
     __slots__ = ("number", "values", "errors", "first_name", "last_name", "birth_date", "sex", "phone", "mrn",
                  "payer", "member_id", "npi", "referring_name", "referring_address", "referring_zip",
                  "received_at", "reason", "codes", "codes_json", "urgency", "location_id", "clinician_id", "state",
-                 "external_id", "key", "provider_id", "findable")  # fmt: skip
+                 "external_id", "key", "provider_id", "findable", "name_key", "received")  # fmt: skip
 
     def __init__(self, number: int, values: list) -> None:
         self.number = number
         self.values = values
         self.errors: list[str] = []
+        self.key: str | None = None  # set by the checker when the row has no errors, as is name_key
+        self.name_key = ""
+        self.received: tuple | None = None  # the time received as the writer needs it (see _Checker.received)
         self.provider_id: int | None = None
         self.findable = True  # False when the referring provider's NPI or name is already reported as unusable
 
     def __reduce__(self):
-        """Pickled as one tuple of its fields (the reader process sends rows this way)."""
-        return _row_from_state, (tuple(getattr(self, name, None) for name in _ROW_STATE),)
+        """Pickled as one tuple of its fields (the reader process sends rows this way): read by one attrgetter and
+        set back by one unpacking assignment, the cheapest ways Python has (a getattr/setattr loop per field was a
+        tenth of a 1M-row import's CPU, in both processes)."""
+        return _row_from_state, (_row_state(self),)
 
 
 _ROW_STATE = _Row.__slots__
+_row_state = operator.attrgetter(*_ROW_STATE)
 
 
 def _row_from_state(state: tuple) -> _Row:
     row = _Row.__new__(_Row)
-    for name, value in zip(_ROW_STATE, state, strict=True):
-        setattr(row, name, value)
+    (row.number, row.values, row.errors, row.first_name, row.last_name, row.birth_date, row.sex, row.phone, row.mrn,
+     row.payer, row.member_id, row.npi, row.referring_name, row.referring_address, row.referring_zip,
+     row.received_at, row.reason, row.codes, row.codes_json, row.urgency, row.location_id, row.clinician_id,
+     row.state, row.external_id, row.key, row.provider_id, row.findable, row.name_key,
+     row.received) = state  # fmt: skip
     return row
 
 
@@ -565,7 +574,9 @@ class _Checker:
         self.latest = now + dt.timedelta(minutes=5)
         self.today = timezone.localdate(now)
         self.tz = timezone.get_current_timezone()
-        self.received_cache: dict[Any, tuple[dt.datetime | None, str]] = {}
+        self.received_cache: dict[Any, tuple[dt.datetime | None, str, tuple | None]] = {}
+        self.db_datetime = connection.ops.adapt_datetimefield_value
+        self.db_date = connection.ops.adapt_datefield_value
         self.codes_cache: dict[str, tuple[list[str], str] | str] = {}
         self.states: dict[str, str] = {}
         self.locations = {name.strip().lower(): pk for pk, name in Location.objects.values_list("pk", "name")}
@@ -629,7 +640,9 @@ class _Checker:
         return None
 
     def received(self, row: _Row, value: Any) -> dt.datetime | None:
-        """The time received: a date (midnight, practice time) or an ISO date and time; never in the future."""
+        """The time received: a date (midnight, practice time) or an ISO date and time; never in the future. The row
+        also gets what the writer needs of it (row.received: its database form, its local date and the database form
+        of the first of its month, the rollups' grain), worked out here, in the reading process when there is one."""
         if not value:
             self.fail(row, "received_date", "is empty, and it is required")
             return None
@@ -637,13 +650,16 @@ class _Checker:
         if known is None:
             moment = self._moment(value)
             if moment is None:
-                known = (None, f"is not a date (expected {self.expected})")
+                known = (None, f"is not a date (expected {self.expected})", None)
+            elif moment > self.latest:
+                known = (moment, "is in the future", None)
             else:
-                known = (moment, "is in the future" if moment > self.latest else "")
+                day = timezone.localdate(moment)
+                known = (moment, "", (self.db_datetime(moment), day, self.db_date(day.replace(day=1))))
             if len(self.received_cache) > 50_000:
                 self.received_cache.clear()
             self.received_cache[value] = known
-        moment, problem = known
+        moment, problem, row.received = known
         if problem:
             self.fail(row, "received_date", f"{_quoted(_as_text(value))} {problem}")
             return None
@@ -705,6 +721,7 @@ class _Checker:
             self.fail(row, "status", f"{_quoted(status)} is not a status (expected {', '.join(IMPORT_STATES)})")
         if not row.errors:
             row.key = _idempotency_key(row)
+            row.name_key = Patient.make_name_key(row.first_name, row.last_name)
         return row
 
     def codes(self, row: _Row, value: str) -> tuple[list[str], str]:
@@ -788,6 +805,7 @@ class _Directory:
         self.report = report
         self.by_npi: dict[str, int | None] = {}
         self.by_name: dict[tuple[str, str], list[tuple[int, str, set[tuple[str, str]]]]] | None = None
+        self.by_name_found: dict[tuple[str, str, str, str], int | tuple[str, str]] = {}
         self.practice_of: dict[int, int | None] = {}
         self.counted_as: dict[int, tuple[str, int | None, int | None]] = {}  # specialty, territory, liaison
         self.review: dict[tuple[str, str, str, str], ProviderToReview] = {}
@@ -807,6 +825,21 @@ class _Directory:
         self._load_practices({row.provider_id for row in rows if row.provider_id})
 
     def _by_name_and_address(self, row: _Row, checker: _Checker) -> None:
+        key = (row.npi, row.referring_name, row.referring_address, row.referring_zip)
+        found = self.by_name_found.get(key)
+        if found is None:
+            if len(self.by_name_found) > 100_000:
+                self.by_name_found.clear()
+            found = self.by_name_found[key] = self._match_by_name_and_address(row)
+        if isinstance(found, int):
+            row.provider_id = found
+            return
+        checker.fail(row, *found)
+        self._listed(row)
+
+    def _match_by_name_and_address(self, row: _Row) -> int | tuple[str, str]:
+        """The one provider with the row's name at its address, else the column and message of the row's error. A
+        file names the same provider this way on many rows: each one is looked up once (see _by_name_and_address)."""
         street, zip5 = _address_parts(row.referring_address, row.referring_zip)
         matches: set[int] = set()
         if row.referring_name and (street or zip5):
@@ -818,8 +851,7 @@ class _Directory:
                     if any((not zip5 or z == zip5) and (not street or s == street) for s, z in addresses):
                         matches.add(pk)
         if len(matches) == 1:
-            row.provider_id = matches.pop()
-            return
+            return matches.pop()
         column = "referring_npi" if row.npi else "referring_name"
         name = _quoted(row.referring_name)
         if matches:
@@ -832,8 +864,7 @@ class _Directory:
             message = f"there is no referring provider named {name} at that address in the directory"
         else:
             message = f"there is no NPI and no address to find the referring provider named {name} by"
-        checker.fail(row, column, message + " (listed for review)")
-        self._listed(row)
+        return column, message + " (listed for review)"
 
     def _listed(self, row: _Row) -> None:
         address = ", ".join(p for p in (row.referring_address, row.referring_zip) if p)
@@ -1273,7 +1304,6 @@ class _Run:
         self.coordinator = coordinator or sla.owner_for(Referral(state=State.RECEIVED), levels=self.levels)
         self.clinicians = {c.pk: c for c in Clinician.objects.select_related("user")}
         self.due_cache: dict[tuple, dt.datetime | None] = {}
-        self.moments: dict[dt.datetime, tuple[Any, dt.date, Any]] = {}
         self.draft = Referral()
         self.owner_cache: dict[tuple, int | None] = {}
         self.keys_seen: set[str] = set()
@@ -1352,7 +1382,7 @@ class _Run:
         by_mrn: dict[str, _PatientRef] = {}
         by_name: dict[tuple[str, dt.date], list[_PatientRef]] = {}
         mrns = sorted({row.mrn for row in rows if row.mrn})
-        keys = [Patient.make_name_key(row.first_name, row.last_name) for row in rows]
+        keys = [row.name_key for row in rows]
         name_keys = sorted(set(keys))
         births = {row.birth_date.isoformat() for row in rows}
         found: dict[int, _PatientRef] = {}
@@ -1423,7 +1453,7 @@ class _Run:
         ids = _reserve_ids(Referral, len(rows))
         for row, patient, pk in zip(rows, patients, ids, strict=True):
             state = row.state
-            received, day, month = self._received(row.received_at)
+            received, day, month = row.received
             practice_id = practice_of.get(row.provider_id)
             lost_reason = LostReason.OTHER if state == State.LOST else ""
             referral_rows.append(
@@ -1447,17 +1477,6 @@ class _Run:
         self.writes += [(self.referrals, referral_rows), (self.events, event_rows), (self.members, member_rows)]
         rollup_bulk.id_runs(ids, self.referral_ids)
         report.created += len(referral_rows)
-
-    def _received(self, moment: dt.datetime) -> tuple[Any, dt.date, Any]:
-        """The database form of a time received, its local date, and the database form of the first of its month
-        (the rollups' grain). Most rows share a few thousand values."""
-        known = self.moments.get(moment)
-        if known is None:
-            if len(self.moments) > 50_000:
-                self.moments.clear()
-            day = timezone.localdate(moment)
-            known = self.moments[moment] = (self.db_datetime(moment), day, self.db_date(day.replace(day=1)))
-        return known
 
     def _due(self, row: _Row) -> Any:
         key = (row.state, row.received_at, row.urgency)
