@@ -4,12 +4,11 @@ come through these functions, so the loop's rules hold whichever door a referral
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -17,6 +16,7 @@ from refloop.accounts.audit import audit_deferred, audit_flush, audit_record
 from refloop.directory.models import OtherSource, ReferringPractice, ReferringProvider
 from refloop.insights.rollups import rollups_deferred
 from refloop.lib.icd10 import parse_icd10_list
+from refloop.lib.plain_sql import row_where, rows_where
 from refloop.practice.models import Clinician, Location, ServiceLevels
 from refloop.referrals import sla
 from refloop.referrals.models import Channel, Patient, Referral, ReferralEvent, Urgency
@@ -58,11 +58,12 @@ def patient_candidates(
 ) -> list[PatientMatch]:
     """Existing patients who may be this one: same MRN, or same name and date of birth."""
     matches: list[PatientMatch] = []
+    # Plain SQL (lib/plain_sql.py): every intake asks.
     if mrn:
-        matches += [PatientMatch(p, "same MRN") for p in Patient.objects.filter(mrn=mrn.strip())]
+        matches += [PatientMatch(p, "same MRN") for p in rows_where(Patient, mrn=mrn.strip())]
     if birth_date and first_name and last_name:
         key = Patient.make_name_key(first_name, last_name)
-        for patient in Patient.objects.filter(name_key=key, birth_date=birth_date):
+        for patient in rows_where(Patient, name_key=key, birth_date=birth_date):
             if all(m.patient.pk != patient.pk for m in matches):
                 matches.append(PatientMatch(patient, "same name and date of birth"))
     return matches
@@ -230,15 +231,7 @@ def referral_receive(
 
 
 def _by_idempotency_key(key: str) -> Referral | None:
-    # Plain SQL on the unique key: every intake asks, and the ORM spent more CPU building the query than the database
-    # spent answering it (issue 8).
-    return next(iter(Referral.objects.raw(_by_key_sql(), [key])), None)
-
-
-@functools.cache
-def _by_key_sql() -> str:
-    q = connection.ops.quote_name
-    return f"SELECT * FROM {q(Referral._meta.db_table)} WHERE {q('idempotency_key')} = %s"  # noqa: S608
+    return row_where(Referral, idempotency_key=key)  # every intake asks: plain SQL (lib/plain_sql.py)
 
 
 def _touch_source(referral: Referral) -> None:

@@ -9,14 +9,13 @@ taken whole (201, or 200 for a resend: the same identifier or the same content r
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from psycopg.errors import DeadlockDetected
 
 from refloop.accounts.audit import audit_deferred, audit_flush, audit_record
@@ -27,6 +26,7 @@ from refloop.interop.fhir.outcome import FhirError, Issue, information, operatio
 from refloop.interop.fhir.references import Found, Resolver, found_at
 from refloop.interop.fhir.validation import validate_structure
 from refloop.interop.models import InterfaceMessage
+from refloop.lib.plain_sql import row_where
 from refloop.referrals.models import Referral
 from refloop.referrals.services import attachment_add, referral_receive
 
@@ -220,16 +220,8 @@ def _plan(payload: dict, endpoint: str) -> tuple[list[Planned], str, dict | None
 
 
 def _message(sender: str, control: str) -> InterfaceMessage | None:
-    """The message logged before with this control id (unique per sender). Plain SQL: every intake asks, and the ORM
-    spent more CPU building the query than the database spent answering it (issue 8)."""
-    return next(iter(InterfaceMessage.objects.raw(_message_sql(), [IN, FHIR, sender, control])), None)
-
-
-@functools.cache
-def _message_sql() -> str:
-    q = connection.ops.quote_name
-    where = " AND ".join(f"{q(c)} = %s" for c in ("direction", "protocol", "sender", "control_id"))
-    return f"SELECT * FROM {q(InterfaceMessage._meta.db_table)} WHERE {where}"  # noqa: S608
+    """The message logged before with this control id (unique per sender); every intake asks: plain SQL."""
+    return row_where(InterfaceMessage, direction=IN, protocol=FHIR, sender=sender, control_id=control)
 
 
 def _digest(key: str) -> str:

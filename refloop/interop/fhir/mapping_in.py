@@ -33,6 +33,7 @@ from refloop.interop.fhir.outcome import FhirError, Issue
 from refloop.interop.fhir.references import Found, Resolver
 from refloop.lib.icd10 import parse_icd10_list
 from refloop.lib.npi import npi_problem
+from refloop.lib.plain_sql import row_where
 from refloop.referrals.models import Channel, Sex, Urgency
 from refloop.referrals.uploads import sniff
 
@@ -448,11 +449,7 @@ def _provider_by_npi(npi: str) -> ReferringProvider | None:
 
 
 def _provider(**unique) -> ReferringProvider | None:
-    # get(), not first(): the NPI is unique, and first() orders by name, half of the lookup's CPU (issue 8).
-    try:
-        return ReferringProvider.objects.get(**unique)
-    except ReferringProvider.DoesNotExist:
-        return None
+    return row_where(ReferringProvider, **unique)  # every intake asks: plain SQL (lib/plain_sql.py)
 
 
 def refuse_if(planner: Planner, status: int = 422) -> None:
