@@ -9,6 +9,7 @@ equality on columns of one table; anything else stays in the ORM.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from django.db import connection, models
@@ -17,33 +18,33 @@ M = TypeVar("M", bound=models.Model)
 
 
 @functools.cache
-def _plan(model: type[models.Model], columns: tuple[str, ...]) -> tuple[str, list[str], list[tuple]]:
-    """The SELECT of every concrete field, the attnames in its order, and the converters the ORM applies to each
-    column (as SQLCompiler.apply_converters: JSON, dates on SQLite...)."""
+def _reading(model: type[models.Model], alias: str) -> tuple[str, list[str], list[tuple]]:
+    """The SELECT list of every concrete field (columns of `alias`), the attnames in its order, and the converters
+    the ORM applies to each column (as SQLCompiler.apply_converters: JSON, dates on SQLite...)."""
     q = connection.ops.quote_name
     fields = model._meta.concrete_fields
-    where = " AND ".join(f"{q(model._meta.get_field(c).column)} = %s" for c in columns)
-    select = ", ".join(q(f.column) for f in fields)
-    sql = f"SELECT {select} FROM {q(model._meta.db_table)} WHERE {where}"  # noqa: S608 - names from the model
+    select = ", ".join(f"{alias}.{q(f.column)}" for f in fields)
     converters = []
     for position, field in enumerate(fields):
         column = field.get_col(model._meta.db_table)
         functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
         if functions:
             converters.append((position, functions, column))
-    return sql, [f.attname for f in fields], converters
+    return select, [f.attname for f in fields], converters
 
 
-def _columns(model: type[models.Model], equal: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(model._meta.pk.name if name == "pk" else name for name in equal)
+@functools.cache
+def _where(model: type[models.Model], columns: tuple[str, ...]) -> str:
+    q = connection.ops.quote_name
+    return " AND ".join(f"{q(model._meta.get_field(c).column)} = %s" for c in columns)
 
 
-def rows_where(model: type[M], **equal: Any) -> list[M]:
-    """The rows whose fields equal these values (`pk` for the primary key), as model instances (`Model.from_db`,
-    as the ORM makes them)."""
-    sql, names, converters = _plan(model, _columns(model, equal))
+def rows_from(model: type[M], alias: str, rest: str, params: Sequence[Any]) -> list[M]:
+    """`SELECT <every column of alias> FROM <rest>` as model instances (`Model.from_db`, as the ORM makes them):
+    `rest` names the model's table as `alias` and may join, filter, order and limit."""
+    select, names, converters = _reading(model, alias)
     with connection.cursor() as cursor:
-        cursor.execute(sql, list(equal.values()))
+        cursor.execute(f"SELECT {select} FROM {rest}", list(params))  # noqa: S608 - the caller's SQL, parameters bound
         rows = cursor.fetchall()
     found = []
     for row in rows:
@@ -56,6 +57,13 @@ def rows_where(model: type[M], **equal: Any) -> list[M]:
                 row[position] = value
         found.append(model.from_db(connection.alias, names, row))
     return found
+
+
+def rows_where(model: type[M], **equal: Any) -> list[M]:
+    """The rows whose fields equal these values (`pk` for the primary key)."""
+    columns = tuple(model._meta.pk.name if name == "pk" else name for name in equal)
+    table = connection.ops.quote_name(model._meta.db_table)
+    return rows_from(model, "t", f"{table} t WHERE {_where(model, columns)}", list(equal.values()))
 
 
 def row_where(model: type[M], **equal: Any) -> M | None:
