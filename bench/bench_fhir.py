@@ -7,7 +7,9 @@ own keep-alive connection, post distinct ServiceRequests (contained Patient, req
 identifier of its own) for WARMUP seconds, then for SECONDS seconds measured. Every answer must be 201.
 
 Run: `.venv/bin/python -m bench bench_fhir` (or `.venv/bin/python -m bench.bench_fhir --seconds 60 --clients 12`).
-The client runs on the same two cores as the server, so the figures include its cost. On a machine shared with
+The client runs on the same two cores as the server, so the figures include its cost. Intakes queue their referrals
+for the dashboard's rollups; `refloop rollups catch-up --every 5` runs beside the server as the worker would, and its
+CPU (and its backend's) is counted with the intakes'. On a machine shared with
 other work the rate says little, so the CPU each referral cost (gunicorn's processes, the PostgreSQL backends,
 this client, read from /proc over the measured window) is printed too, with the rate two idle cores would allow.
 """

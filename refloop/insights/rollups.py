@@ -589,7 +589,7 @@ def rollup_catch_up(*, patience: float | None = None) -> int:
             changed = rollup_sync(ids)
             if patience is not None and connection.vendor == "postgresql":
                 with connection.cursor() as cursor:  # the caller's transaction, if any, waits as before
-                    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [_lock_timeout_default()])
+                    cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
             return changed
     except OperationalError as exc:
         if patience is None:
@@ -613,13 +613,6 @@ def _bounded_wait(patience: float | None) -> Iterator[None]:
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f"PRAGMA busy_timeout = {int(before)}")
-
-
-@functools.cache
-def _lock_timeout_default() -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT reset_val FROM pg_settings WHERE name = 'lock_timeout'")
-        return f"{cursor.fetchone()[0]}ms"
 
 
 CATCH_UP_SECONDS = 5.0  # how often the worker folds the queue in

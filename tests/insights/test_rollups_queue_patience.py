@@ -44,3 +44,23 @@ def test_a_reader_gives_up_on_a_held_lock_and_the_queue_keeps_its_referrals(user
     assert list(RollupPending.objects.values_list("referral_id", flat=True)) == [made.pk]
     assert rollups.rollup_catch_up(patience=0.3) == 1
     assert not RollupPending.objects.exists()
+    with connection.cursor() as cursor:  # the connection waits for locks as long as before
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA busy_timeout")
+            assert cursor.fetchone()[0] == 20_000
+        else:
+            cursor.execute("SHOW lock_timeout")
+            assert cursor.fetchone()[0] == "0"
+
+
+def test_a_reader_inside_a_transaction_leaves_its_lock_wait_as_it_was(users):
+    referral(by=users["coordinator"])
+    with transaction.atomic():
+        assert rollups.rollup_catch_up(patience=0.3) == 1
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SHOW lock_timeout")
+                assert cursor.fetchone()[0] == "0"
+            else:
+                cursor.execute("PRAGMA busy_timeout")
+                assert cursor.fetchone()[0] == 20_000
