@@ -60,10 +60,13 @@ def rows_from(model: type[M], alias: str, rest: str, params: Sequence[Any]) -> l
 
 
 def rows_where(model: type[M], **equal: Any) -> list[M]:
-    """The rows whose fields equal these values (`pk` for the primary key)."""
+    """The rows whose fields equal these values (`pk` for the primary key), each value prepared by its field as the
+    ORM prepares a lookup's (a datetime on SQLite, say)."""
     columns = tuple(model._meta.pk.name if name == "pk" else name for name in equal)
+    fields = [model._meta.get_field(c) for c in columns]
+    params = [f.get_db_prep_value(v, connection, prepared=False) for f, v in zip(fields, equal.values(), strict=True)]
     table = connection.ops.quote_name(model._meta.db_table)
-    return rows_from(model, "t", f"{table} t WHERE {_where(model, columns)}", list(equal.values()))
+    return rows_from(model, "t", f"{table} t WHERE {_where(model, columns)}", params)
 
 
 def row_where(model: type[M], **equal: Any) -> M | None:

@@ -483,7 +483,7 @@ def referral_ordinal(referral, *, up_to: int | None = None) -> int:
     """Which referral from its provider this is (1 = the first), counted in order of receipt; with `up_to`, counting
     stops there (a source with years of referrals costs no more than a new one: every intake asks, issue 8)."""
     # Plain SQL: every intake asks, and the ORM's sliced count (a subquery) cost more CPU than the count (issue 8).
-    received = referral.received_at
+    received = connection.ops.adapt_datetimefield_value(referral.received_at)  # as the ORM sends a datetime
     with connection.cursor() as cursor:
         cursor.execute(
             _ordinal_sql(bool(up_to)),

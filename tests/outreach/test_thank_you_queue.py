@@ -85,3 +85,12 @@ def test_the_count_stops_past_the_last_milestone(users):
     made = [referral(source=doc, received_at=start + dt.timedelta(hours=n)) for n in range(5)]
     assert [referral_ordinal(r) for r in made] == [1, 2, 3, 4, 5]
     assert [referral_ordinal(r, up_to=3) for r in made] == [1, 2, 3, 3, 3]
+
+
+def test_referrals_received_at_the_same_moment_are_counted_in_the_order_they_were_logged(users):
+    from refloop.outreach.services import referral_ordinal
+
+    doc = provider()
+    moment = timezone.now() - dt.timedelta(days=2)
+    made = [referral(source=doc, received_at=moment) for _ in range(3)]
+    assert [referral_ordinal(r) for r in made] == [1, 2, 3]
