@@ -9,7 +9,8 @@ writer instead
 - at the end folds exactly its own member rows, given as ranges of the ids it reserved (`fold`): one GROUP BY over
   them into a temporary table of sums at the finest grain (month and every dimension), then each cuboid summed
   from that table, usually a few thousand rows rather than a million, with one INSERT ... SELECT ... GROUP BY ...
-  ON CONFLICT per cuboid; the per-source sums likewise, from the member rows.
+  ON CONFLICT per cuboid; the per-source sums likewise, from the member rows (on SQLite grouped once per kind
+  of source and spread over their five variants in Python, see `_sources_fold`).
 
 The result is what `rollup_sync` would have written (tests/insights/test_rollups_import.py holds it against a
 recount). What a referral contributes comes from `rollups._member` itself: a referral written in bulk carries no
