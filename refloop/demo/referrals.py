@@ -40,7 +40,6 @@ import itertools
 import operator
 import random
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -60,6 +59,7 @@ from refloop.directory.models import (
     ReferringProvider,
 )
 from refloop.lib.icd10 import parse_icd10_list
+from refloop.lib.sqlite_pragma import sqlite_pragma
 from refloop.practice.models import ServiceLevels
 from refloop.referrals import services, sla
 from refloop.referrals.models import Channel, Patient, Referral, ReferralEvent, Sex, Urgency
@@ -827,22 +827,10 @@ def _json_adapter():
     return adapt
 
 
-@contextmanager
-def _sqlite_page_cache(mebibytes: int) -> Iterator[None]:
+def _sqlite_page_cache(mebibytes: int):
     """On SQLite, a bigger page cache while a million rows go in, so index pages are not read again and again
     (the default is 2 MiB); the connection's own setting comes back afterwards."""
-    if connection.vendor != "sqlite":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA cache_size")
-        previous = int(cursor.fetchone()[0])
-        cursor.execute(f"PRAGMA cache_size = {-1024 * mebibytes}")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA cache_size = {previous}")
+    return sqlite_pragma("cache_size", -1024 * mebibytes)
 
 
 class _Table:

@@ -64,6 +64,7 @@ from refloop.insights.models import (
     SourceKind,
     SourceRollup,
 )
+from refloop.lib.sqlite_pragma import sqlite_pragma
 from refloop.referrals.workflow import OPEN_STATES, State
 
 TEXT_DIMENSIONS = frozenset({"source_kind", "payer", "specialty", "urgency"})
@@ -598,21 +599,11 @@ def rollup_catch_up(*, patience: float | None = None) -> int:
         return 0
 
 
-@contextlib.contextmanager
-def _bounded_wait(patience: float | None) -> Iterator[None]:
-    """On SQLite, wait at most `patience` for the write lock (the connection's busy timeout, put back after)."""
-    if patience is None or connection.vendor != "sqlite" or connection.in_atomic_block:
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA busy_timeout")
-        before = cursor.fetchone()[0]
-        cursor.execute(f"PRAGMA busy_timeout = {int(patience * 1000)}")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA busy_timeout = {int(before)}")
+def _bounded_wait(patience: float | None) -> contextlib.AbstractContextManager:
+    """On SQLite, wait at most `patience` for the write lock (inside a transaction it is held already)."""
+    if patience is None or connection.in_atomic_block:
+        return contextlib.nullcontext()
+    return sqlite_pragma("busy_timeout", int(patience * 1000))
 
 
 CATCH_UP_SECONDS = 5.0  # how often the worker folds the queue in

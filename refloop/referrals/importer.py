@@ -84,6 +84,7 @@ from refloop.lib.csvsafe import _TRIGGERS as FORMULA_TRIGGERS
 from refloop.lib.csvsafe import neutralize
 from refloop.lib.icd10 import parse_icd10_list
 from refloop.lib.npi import npi_problem
+from refloop.lib.sqlite_pragma import sqlite_pragma
 from refloop.practice.models import Clinician, Location, ServiceLevels
 from refloop.referrals import sla
 from refloop.referrals.models import Channel, Patient, Referral, ReferralEvent, Sex, Urgency
@@ -1090,21 +1091,9 @@ def _reserve_ids(model, count: int) -> list[int]:
     return list(range(start + 1, start + count + 1))
 
 
-@contextlib.contextmanager
-def _large_page_cache() -> Iterator[None]:
+def _large_page_cache() -> contextlib.AbstractContextManager:
     """SQLite keeps 2 MB of pages by default; the indexes a million-row import updates need far more to stay fast."""
-    if connection.vendor != "sqlite":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA cache_size")
-        before = cursor.fetchone()[0]
-        cursor.execute(f"PRAGMA cache_size = {-SQLITE_CACHE_KB}")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA cache_size = {int(before)}")
+    return sqlite_pragma("cache_size", -SQLITE_CACHE_KB)
 
 
 @contextlib.contextmanager
