@@ -18,10 +18,10 @@ from tests.interop.fhir_helpers import NPI, api_key, post
 pytestmark = pytest.mark.django_db
 
 UNIQUE_LOOKUPS = {
-    "the API key": re.compile(r'FROM "interop_apikey" WHERE .*"prefix"'),
-    "the requester by NPI": re.compile(r'FROM "directory_referringprovider" WHERE .*"npi"'),
-    "the message by control id": re.compile(r'FROM "interop_interfacemessage" WHERE .*"control_id"'),
-    "the referral by idempotency key": re.compile(r'FROM "referrals_referral" WHERE .*"idempotency_key"'),
+    "the API key": re.compile(r'FROM "interop_apikey"(?: \w+)? WHERE .*"prefix"'),
+    "the requester by NPI": re.compile(r'FROM "directory_referringprovider"(?: \w+)? WHERE .*"npi"'),
+    "the message by control id": re.compile(r'FROM "interop_interfacemessage"(?: \w+)? WHERE .*"control_id"'),
+    "the referral by idempotency key": re.compile(r'FROM "referrals_referral"(?: \w+)? WHERE .*"idempotency_key"'),
 }
 
 
