@@ -10,7 +10,7 @@ What a person sees stays current:
 - another server process sees the change within TTL_SECONDS: a due time or an owner computed in that window
   follows the settings as they were;
 - settings pages and anything else that edits or shows the rows read them fresh (`Model.current()`): only the
-  intake paths read through here.
+  intake and step paths (`recent()`, the letter rules) and the business calendar's holidays read through here.
 
 Values handed out are copies (`copy.copy` of a model instance), so a caller that changes one cannot change the
 next caller's.
