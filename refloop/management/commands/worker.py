@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 from django.core.management import BaseCommand, call_command
 
 
@@ -12,8 +14,6 @@ class Command(BaseCommand):
         parser.add_argument("--batch", action="store_true", help="exit when the queue is empty")
 
     def handle(self, *args, interval: float, max_tasks: int | None, batch: bool, **options):
-        import threading
-
         from refloop.insights.rollups import rollup_catch_up, rollup_catch_up_every
         from refloop.insights.scan import alert_scan_schedule
         from refloop.interop.hl7.inbound import inbound_kick_if_waiting
