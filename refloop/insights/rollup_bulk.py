@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import sqlite3
 from collections.abc import Iterator, Sequence
 
 from django.db import connection
@@ -64,7 +65,8 @@ OUTCOME_COLUMNS = tuple(name for name in MEMBER_FIELDS if name not in DIMENSION_
 MEMBER_COLUMNS = (*DIMENSION_COLUMNS, *OUTCOME_COLUMNS)
 DELTA_TABLE = "refloop_rollup_delta"
 MAX_RUNS = 200
-SOURCE_WRITE_ROWS = 20_000  # per-source sums sent to SQLite per executemany (bounded memory)
+SOURCE_WRITE_ROWS = 20_000  # per-source sums held before they are written (bounded memory)
+SOURCE_ROWS_PER_UPSERT = 400
 FOLD_WORK_MEM = "128MB"  # PostgreSQL's work_mem while folding (hash groupings may use twice that)
 _OUTCOME_AT = tuple(MEMBER_FIELDS.index(name) for name in OUTCOME_COLUMNS)
 _PROVIDER = SourceKind.PROVIDER.value
@@ -234,22 +236,48 @@ def _sources_fold(cursor, where: str, params: list) -> None:
     memory holds one source's rows. The sums are the same (tests/insights/test_rollups_import.py holds them
     against a recount).
     """
-    upsert = _upsert_sql(
-        _q(SourceRollup._meta.db_table),
-        SOURCE_KEY,
-        ["received", *RUNNING_COLUMNS],
-        f"VALUES ({', '.join(['%s'] * (len(SOURCE_KEY) + 1 + len(RUNNING_COLUMNS)))})",
-    )
-    pending: list[tuple] = []
-    with connection.cursor() as writer:  # another cursor: `cursor` is still reading the groups
-        for kind, column in SOURCE_COLUMNS:
-            for rows in _source_sums(cursor, kind.value, column, where, params):
-                pending += rows
-                if len(pending) >= SOURCE_WRITE_ROWS:
-                    writer.executemany(upsert, pending)
-                    pending = []
-        if pending:
-            writer.executemany(upsert, pending)
+    writer = _SourceWriter()
+    for kind, column in SOURCE_COLUMNS:
+        for rows in _source_sums(cursor, kind.value, column, where, params):
+            writer.add(rows)
+    writer.flush(last=True)
+
+
+class _SourceWriter:
+    """SQLite: per-source sums upserted SOURCE_ROWS_PER_UPSERT rows per statement, on the driver's connection.
+
+    One statement per row (executemany) spent a fifth of the writing crossing from Python to SQLite and back; one
+    of a few hundred rows does not. The driver's connection, because Django's cursor rewrites the placeholders of
+    every statement it runs, and these are long."""
+
+    def __init__(self) -> None:
+        width = len(SOURCE_KEY) + 1 + len(RUNNING_COLUMNS)
+        connection.ensure_connection()
+        self.raw = connection.connection
+        limit = self.raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self.per = max(1, min(SOURCE_ROWS_PER_UPSERT, limit // width))
+        values = f"({', '.join(['?'] * width)})"
+        table, measures = _q(SourceRollup._meta.db_table), ["received", *RUNNING_COLUMNS]
+        self.one = _upsert_sql(table, SOURCE_KEY, measures, f"VALUES {values}")
+        self.many = _upsert_sql(table, SOURCE_KEY, measures, "VALUES " + ", ".join([values] * self.per))
+        self.pending: list[tuple] = []
+
+    def add(self, rows: list[tuple]) -> None:
+        self.pending += rows
+        if len(self.pending) >= SOURCE_WRITE_ROWS:
+            self.flush()
+
+    def flush(self, *, last: bool = False) -> None:
+        """Write the rows held in statements of `per` rows; the rest waits for more, or goes one by one when `last`
+        (one size of statement: SQLite compiles each text once and keeps it, and these programs are large)."""
+        rows = self.pending
+        whole = len(rows) - len(rows) % self.per
+        self.pending = [] if last else rows[whole:]
+        with connection.wrap_database_errors:
+            for start in range(0, whole, self.per):
+                self.raw.execute(self.many, list(itertools.chain.from_iterable(rows[start : start + self.per])))
+            if last and whole < len(rows):
+                self.raw.executemany(self.one, rows[whole:])
 
 
 def _source_sums(cursor, kind: str, column: str, where: str, params: list) -> Iterator[list[tuple]]:

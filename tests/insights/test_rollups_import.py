@@ -146,6 +146,7 @@ def test_many_sources_over_several_years_are_summed_as_a_recount_sums_them(tmp_p
     # The per-source sums are written a few rows at a time here (SOURCE_WRITE_ROWS), so a source's rows and the
     # next source's meet across writes; the second file adds to rows the first one wrote.
     monkeypatch.setattr("refloop.insights.rollup_bulk.SOURCE_WRITE_ROWS", 3)
+    monkeypatch.setattr("refloop.insights.rollup_bulk.SOURCE_ROWS_PER_UPSERT", 2)  # and statements of 1 or 2 rows
     territory = Territory.objects.create(name="East", liaison=users["liaison"])
     offices = [practice(), practice()]
     sources = []
@@ -176,3 +177,4 @@ def test_many_sources_over_several_years_are_summed_as_a_recount_sums_them(tmp_p
     assert SourceRollup.objects.filter(kind="practice").exists()
     assert SourceRollup.objects.values("year").distinct().count() == 3
     assert_rollups_match_recount()
+
