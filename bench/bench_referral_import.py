@@ -167,7 +167,8 @@ def _fresh_database(leg: str) -> None:
 
 
 def _timed_import(leg: str, path: Path) -> dict:
-    """Run `refloop import-referrals` as its own process; wall time and its peak RSS (wait4's ru_maxrss)."""
+    """Run `refloop import-referrals -v 2` as its own process (it prints how long each part of the import took);
+    wall time and its peak RSS (wait4's ru_maxrss)."""
     env = leg_env(leg, NAME)
     # As an operator runs it: production settings (DEBUG off, so no query log), with the leg's generated key.
     env.pop("REFLOOP_DEBUG", None)
@@ -177,7 +178,7 @@ def _timed_import(leg: str, path: Path) -> dict:
     with log.open("w") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "refloop.cli", "import-referrals", str(path)],
+            [sys.executable, "-m", "refloop.cli", "import-referrals", str(path), "--verbosity", "2"],
             env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         _pid, status, usage = os.wait4(proc.pid, 0)
@@ -205,7 +206,9 @@ def main(rows: int = ROWS, legs: tuple[str, ...] = LEGS) -> None:
         print(f"{leg}: {setup['providers']:,} providers in {setup['practices']:,} practices", flush=True)
         for label in ("import", "re-import (creates nothing)"):
             run = _timed_import(leg, path)
-            summary = [line for line in run["output"].splitlines() if line.strip().startswith(("created", "already"))]
+            summary = [
+                line for line in run["output"].splitlines() if line.strip().startswith(("created", "already", "time:"))
+            ]
             print(
                 f"{leg} {label}: {run['seconds']:.1f} s; {'; '.join(s.strip() for s in summary)}; "
                 f"load {load_average()}",

@@ -229,6 +229,12 @@ class ImportReport:
     committed: bool = False
     rejected_path: str = ""
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds of each part of the run, in order
+
+    @property
+    def phases_text(self) -> str:
+        """E.g. "rows read, checked and written 80.1 s; indexes built 18.2 s; ..." (what took the time)."""
+        return "; ".join(f"{name} {seconds:.1f} s" for name, seconds in self.phases.items())
 
     def error(self, message: str) -> None:
         self.error_count += 1
@@ -1548,6 +1554,13 @@ class _Run:
         self.report.providers_to_review = list(self.directory.review.values())
 
 
+def _lap(report: ImportReport, name: str, since: float) -> float:
+    """Record the seconds since `since` as the phase `name` of the run; the time now, for the next phase."""
+    now = time.perf_counter()
+    report.phases[name] = now - since
+    return now
+
+
 class _RejectedWriter:
     """The rejected rows as CSV (the file's own columns, then its row number and errors), neutralized by csvsafe."""
 
@@ -1629,16 +1642,21 @@ def referral_import(
                         pipeline.close(quiet=True)  # the first error is the one to report
                         raise
                     pipeline.close()
+                lap = _lap(report, "rows read, checked and written", started)
                 report.committed = not dry_run and (report.error_count == 0 or accept_valid)
                 if report.committed:
                     # One block: growing SQLite's page cache back in between left the freed pages unused but held
                     # (peak 970 MB instead of 630 MB at 1M rows), and the sums' writes are no slower with it small.
                     with parallel_sorts():
-                        deferred.rebuild()
+                        if deferred.dropped:
+                            deferred.rebuild()
+                            lap = _lap(report, "indexes built", lap)
                         rollup_bulk.fold(run.referral_ids)  # the dashboard's sums of the member rows written
+                        lap = _lap(report, "dashboard sums", lap)
                     audit_record(actor=by, actor_label=by_label, action="referral.import", detail=report.audit_detail())
                 else:
                     transaction.set_rollback(True)
+            _lap(report, "committed" if report.committed else "rolled back", lap)
         except IntegrityError as exc:
             raise ImportRefused(
                 f"The database refused the import ({exc}); another import of the same file may be running. "

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from refloop.accounts.models import AuditEvent
 from refloop.directory.models import ProviderPractice
@@ -562,3 +563,22 @@ def test_a_date_format_that_is_not_one_is_refused(tmp_path, users):
     path = write_csv(tmp_path / "referrals.csv", [row(referring_npi=provider().npi)])
     with pytest.raises(ImportRefused, match="does not give a whole date"):
         referral_import(path=path, date_format="%Y")
+
+
+def test_verbose_output_says_how_long_each_part_took(tmp_path, users, monkeypatch):
+    monkeypatch.setattr("refloop.referrals.importer.BULK_INDEX_MIN_ROWS", 2)  # indexes built again at the end
+    source = provider()
+    rows = [row(referring_npi=source.npi, external_id=f"T{i}", patient_last_name=f"Doe{i}") for i in range(3)]
+    out, err = run(write_csv(tmp_path / "timed.csv", rows), "--verbosity", "2")
+    assert "3 rows read, 3 referrals so far" in err
+    (line,) = [line.strip() for line in out.splitlines() if line.strip().startswith("time:")]
+    parts = [part.rsplit(" ", 2) for part in line.removeprefix("time: ").split("; ")]
+    rebuilt = ["indexes built"] if connection.vendor == "sqlite" else []  # PostgreSQL keeps its indexes up
+    assert [name for name, _seconds, unit in parts] == [
+        "rows read, checked and written", *rebuilt, "dashboard sums", "committed",
+    ] and {unit for _name, _seconds, unit in parts} == {"s"}  # fmt: skip
+    assert all(float(seconds) >= 0 for _name, seconds, _unit in parts)
+    quiet, _ = run(write_csv(tmp_path / "again.csv", rows))  # the same file: nothing written; and no time line
+    assert "already imported (skipped): 3" in quiet and "time:" not in quiet
+    _, again = run(write_csv(tmp_path / "again.csv", rows), "-v", "2")
+    assert "3 rows read, 0 referrals so far" in again

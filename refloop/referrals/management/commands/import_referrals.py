@@ -87,7 +87,7 @@ class Command(BaseCommand):
         rejected_path = None
         if accept_valid or rejected:
             rejected_path = Path(rejected) if rejected else path.with_name(f"{path.stem}-rejected.csv")
-        verbose = options["verbosity"] >= 2
+        verbose = self.verbose = options["verbosity"] >= 2
         try:
             report = referral_import(
                 path=path, mapping=mapping, date_format=date_format, dry_run=dry_run, accept_valid=accept_valid,
@@ -128,5 +128,7 @@ class Command(BaseCommand):
             for entry in report.providers_to_review:
                 who = ", ".join(p for p in (f"NPI {entry.npi}" if entry.npi else "", entry.name, entry.address) if p)
                 self.stderr.write(f"  {who}: {entry.rows} row(s), first row {entry.first_row}")
+        if self.verbose and report.phases:
+            out(f"  time: {report.phases_text}")
         if report.committed:
             out("Imported in one transaction.")
