@@ -65,6 +65,7 @@ import operator
 import os
 import re
 import sqlite3
+import threading
 import time
 import zipfile
 from collections import Counter
@@ -989,6 +990,7 @@ class _Table:
             return now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default()
 
         constants = tuple(f.get_db_prep_save(run_value(f), connection) for f in others)
+        self.model = model
         quote = connection.ops.quote_name
         names = ", ".join(quote(model._meta.get_field(c).column) for c in columns + [f.attname for f in others])
         table = quote(model._meta.db_table)
@@ -1034,30 +1036,55 @@ class _Table:
 
 
 class _Pipeline:
-    """Writes one chunk's rows in a second thread while the next chunk is read and checked.
+    """Writes one chunk's rows in a second thread while the next chunk is read, checked and matched.
 
-    Reading, decoding and checking a chunk is Python's work; inserting it is the database's (PostgreSQL's COPY
-    runs in the server process, SQLite's inserts run with Python's lock released): done one after the other,
-    each waits for the other. Here the inserts of chunk n run while chunk n+1 is read and checked, and `wait()`
-    comes before anything else touches the connection (every lookup of chunk n+1 sees chunk n's rows; only one
-    thread ever uses the connection at a time). A failed insert is raised by `wait()` as Django's error (an
-    IntegrityError stays one), in the import's transaction, which then rolls back whole as before. The `progress`
-    callback of referral_import runs while a chunk may still be going in: it must not use the database.
+    Reading, decoding, checking and matching a chunk is Python's work; inserting it is the database's (PostgreSQL's
+    COPY runs in the server process, SQLite's inserts run with Python's lock released): done one after the other,
+    each waits for the other. Here the inserts of chunk n run while chunk n+1 is read and checked, and, on SQLite,
+    matched and built too. A failed insert is raised by `wait()` as Django's error (an IntegrityError stays one), in
+    the import's transaction, which then rolls back whole as before. The `progress` callback of referral_import
+    runs while a chunk may still be going in: it must not use the database.
+
+    What the lookups of chunk n+1 may see of chunk n:
+    - PostgreSQL: everything. `wait()` comes before anything else touches the connection, so only one thread uses
+      it at a time.
+    - SQLite: the driver's connection may serve two threads at once (sqlite3.threadsafety 3: SQLite runs one
+      statement at a time, in turn), so chunk n+1 looks up its providers and its idempotency keys while chunk n
+      goes in. Neither depends on chunk n: the import never writes a provider, and it looks up only keys that no
+      earlier row of the file had. Patients do depend on it (a patient of chunk n may come back in chunk n+1), so
+      the writer inserts patients first and `wait_for_patients()` lets the patient lookups go on as soon as they
+      are in, while the referrals, events and member rows of chunk n are still being written.
     """
 
     def __init__(self) -> None:
         connection.ensure_connection()
         self.raw = connection.connection
+        self.shared = connection.vendor == "sqlite" and sqlite3.threadsafety == 3
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="referral-import")
         self.pending: Future | None = None
+        self.patients_in: threading.Event | None = None
 
     def submit(self, writes: list[tuple[_Table, list[tuple]]]) -> None:
+        """Write `writes` (patients first, when there are any) once the chunk before is in."""
         self.wait()
-        self.pending = self.thread.submit(self._write, writes)
+        self.patients_in = threading.Event()
+        self.pending = self.thread.submit(self._write, writes, self.patients_in)
 
-    def _write(self, writes: list[tuple[_Table, list[tuple]]]) -> None:
-        for table, rows in writes:
-            table.write(self.raw, rows)
+    def _write(self, writes: list[tuple[_Table, list[tuple]]], patients_in: threading.Event) -> None:
+        try:
+            for table, rows in writes:
+                table.write(self.raw, rows)
+                if table.model is Patient:
+                    patients_in.set()
+        finally:
+            patients_in.set()  # also when a write fails: wait() raises it
+
+    def wait_for_patients(self) -> None:
+        """Block until the chunk being written has its patients in (SQLite), or all of it (PostgreSQL)."""
+        if not self.shared:
+            self.wait()
+        elif self.patients_in is not None:
+            self.patients_in.wait()
 
     def wait(self) -> None:
         pending, self.pending = self.pending, None
@@ -1367,9 +1394,10 @@ class _Run:
 
     def chunk(self, rows: list[_Row]) -> None:
         """One chunk of checked rows (see _checked_chunks): matched, deduplicated and handed to the writer."""
-        report, checker = self.report, self.checker
+        report, checker, pipeline = self.report, self.checker, self.pipeline
         report.rows += len(rows)
-        self.pipeline.wait()  # the previous chunk is in: from here on this chunk may read and write
+        if not pipeline.shared:
+            pipeline.wait()  # the previous chunk is in: from here on this chunk may read and write
         self.directory.resolve([row for row in rows if row.findable], checker)
         valid = []
         for row in rows:
@@ -1378,8 +1406,10 @@ class _Run:
             else:
                 valid.append(row)
         fresh = self._not_yet_imported(valid)
-        if fresh:
+        if fresh and not self.deferred.decided:
+            pipeline.wait()  # nothing else runs on the connection beside a DROP INDEX
             self.deferred.drop()  # once, before the first insert: a file imported before drops nothing
+        pipeline.wait_for_patients()  # a patient of the chunk before may be one of this chunk's
         patient_ids = self._patients(fresh)
         self._referrals(fresh, patient_ids)
         self.pipeline.submit(self.writes)
@@ -1393,7 +1423,10 @@ class _Run:
             self.rejected.write(row)
 
     def _not_yet_imported(self, rows: list[_Row]) -> list[_Row]:
-        keys = [row.key for row in rows]
+        # Only keys no earlier row of the file had: the database holds them from before this run, whichever of this
+        # run's rows are in yet (see _Pipeline).
+        keys_seen = self.keys_seen
+        keys = [row.key for row in rows if row.key not in keys_seen]
         found = _fetch_in(Referral, "idempotency_key", "idempotency_key", keys)
         existing = {key for (key,) in found}
         fresh = []
