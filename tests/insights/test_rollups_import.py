@@ -177,4 +177,3 @@ def test_many_sources_over_several_years_are_summed_as_a_recount_sums_them(tmp_p
     assert SourceRollup.objects.filter(kind="practice").exists()
     assert SourceRollup.objects.values("year").distinct().count() == 3
     assert_rollups_match_recount()
-
