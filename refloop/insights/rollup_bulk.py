@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-import sqlite3
 from collections.abc import Iterator, Sequence
 
 from django.db import connection
@@ -56,6 +55,7 @@ from refloop.insights.rollups import (
     member_values,
     sources_upsert_sql,
 )
+from refloop.lib.sqlite_rows import RowsPerStatement
 
 DIMENSION_COLUMNS = (
     "referral_id", "month", "source_kind", "provider_id", "practice_id", "other_source_id", "payer", "location_id",
@@ -240,26 +240,24 @@ def _sources_fold(cursor, where: str, params: list) -> None:
     for kind, column in SOURCE_COLUMNS:
         for rows in _source_sums(cursor, kind.value, column, where, params):
             writer.add(rows)
-    writer.flush(last=True)
+    writer.flush()
 
 
 class _SourceWriter:
-    """SQLite: per-source sums upserted SOURCE_ROWS_PER_UPSERT rows per statement, on the driver's connection.
-
-    One statement per row (executemany) spent a fifth of the writing crossing from Python to SQLite and back; one
-    of a few hundred rows does not. The driver's connection, because Django's cursor rewrites the placeholders of
-    every statement it runs, and these are long."""
+    """SQLite: per-source sums upserted SOURCE_ROWS_PER_UPSERT rows per statement (lib/sqlite_rows.py), on the
+    driver's connection: Django's cursor rewrites the placeholders of every statement it runs, and these are long."""
 
     def __init__(self) -> None:
         width = len(SOURCE_KEY) + 1 + len(RUNNING_COLUMNS)
         connection.ensure_connection()
-        self.raw = connection.connection
-        limit = self.raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        self.per = max(1, min(SOURCE_ROWS_PER_UPSERT, limit // width))
-        values = f"({', '.join(['?'] * width)})"
         table, measures = _q(SourceRollup._meta.db_table), ["received", *RUNNING_COLUMNS]
-        self.one = _upsert_sql(table, SOURCE_KEY, measures, f"VALUES {values}")
-        self.many = _upsert_sql(table, SOURCE_KEY, measures, "VALUES " + ", ".join([values] * self.per))
+        self.sender = RowsPerStatement(
+            connection.connection,
+            f"({', '.join(['?'] * width)})",
+            width,
+            lambda values: _upsert_sql(table, SOURCE_KEY, measures, f"VALUES {values}"),
+            SOURCE_ROWS_PER_UPSERT,
+        )
         self.pending: list[tuple] = []
 
     def add(self, rows: list[tuple]) -> None:
@@ -267,17 +265,10 @@ class _SourceWriter:
         if len(self.pending) >= SOURCE_WRITE_ROWS:
             self.flush()
 
-    def flush(self, *, last: bool = False) -> None:
-        """Write the rows held in statements of `per` rows; the rest waits for more, or goes one by one when `last`
-        (one size of statement: SQLite compiles each text once and keeps it, and these programs are large)."""
-        rows = self.pending
-        whole = len(rows) - len(rows) % self.per
-        self.pending = [] if last else rows[whole:]
+    def flush(self) -> None:
+        rows, self.pending = self.pending, []
         with connection.wrap_database_errors:
-            for start in range(0, whole, self.per):
-                self.raw.execute(self.many, list(itertools.chain.from_iterable(rows[start : start + self.per])))
-            if last and whole < len(rows):
-                self.raw.executemany(self.one, rows[whole:])
+            self.sender.send(rows)
 
 
 def _source_sums(cursor, kind: str, column: str, where: str, params: list) -> Iterator[list[tuple]]:

@@ -87,6 +87,7 @@ from refloop.lib.csvsafe import neutralize
 from refloop.lib.icd10 import parse_icd10_list
 from refloop.lib.npi import npi_problem
 from refloop.lib.sqlite_pragma import parallel_sorts, sqlite_pragma
+from refloop.lib.sqlite_rows import RowsPerStatement
 from refloop.practice.models import Clinician, Location, ServiceLevels
 from refloop.referrals import sla
 from refloop.referrals.models import Channel, Patient, Referral, ReferralEvent, Sex, Urgency
@@ -1004,9 +1005,9 @@ class _Table:
             # own placeholders, as Django's SQLite cursor would convert them (the rows go in on the raw connection).
             self.constants = ()
             self.width = len(columns)
-            self.many: str | None = None  # the INSERT of SQLITE_ROWS_PER_INSERT rows
             self.values = "(" + ", ".join(["?"] * len(columns) + [_sqlite_literal(c) for c in constants]) + ")"
             self.sql = f"INSERT INTO {table} ({names}) VALUES "  # noqa: S608 (names from the model)
+            self.sender: RowsPerStatement | None = None  # made on the first write, on its connection
 
     def write(self, raw, rows: list[tuple]) -> None:
         """Insert `rows` on the driver's connection `raw` (called from the pipeline's thread, see _Pipeline)."""
@@ -1018,19 +1019,11 @@ class _Table:
                 for row in rows:
                     copy.write_row(row + constants)
             return
-        # SQLite: many rows per statement. executemany crosses from Python to SQLite and back (and gives up and
-        # takes back Python's lock) once per row; a statement of a few hundred rows does it once. Measured at 1M
-        # rows: events 3.7 s -> 1.6-2.3 s. Only one size of statement: SQLite compiles each text once and keeps
-        # it, and a program for a few hundred rows is large. The rows left over go in one at a time.
-        per = max(1, min(SQLITE_ROWS_PER_INSERT, raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // self.width))
-        whole = len(rows) - len(rows) % per
-        if whole:
-            if self.many is None:
-                self.many = self.sql + ", ".join([self.values] * per)
-            for start in range(0, whole, per):
-                raw.execute(self.many, list(itertools.chain.from_iterable(rows[start : start + per])))
-        if whole < len(rows):
-            raw.executemany(self.sql + self.values, rows[whole:])
+        if self.sender is None:  # SQLite: many rows per statement (lib/sqlite_rows.py)
+            head = self.sql
+            self.sender = RowsPerStatement(raw, self.values, self.width, lambda values: head + values,
+                                           SQLITE_ROWS_PER_INSERT)  # fmt: skip
+        self.sender.send(rows)
 
 
 class _Pipeline:
