@@ -9,8 +9,8 @@ writer instead
 - at the end folds exactly its own member rows, given as ranges of the ids it reserved (`fold`): one GROUP BY over
   them into a temporary table of sums at the finest grain (month and every dimension), then each cuboid summed
   from that table, usually a few thousand rows rather than a million, with one INSERT ... SELECT ... GROUP BY ...
-  ON CONFLICT per cuboid; the per-source sums likewise, from the member rows (on SQLite grouped once per kind
-  of source and spread over their five variants in Python, see `_sources_fold`).
+  ON CONFLICT per cuboid; the per-source sums likewise, from the member rows on PostgreSQL, and on SQLite from a
+  `SourceTally` the writer fills as it goes (the few columns those sums need, counted by NumPy at the end).
 
 The result is what `rollup_sync` would have written (tests/insights/test_rollups_import.py holds it against a
 recount). What a referral contributes comes from `rollups._member` itself: a referral written in bulk carries no
@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
 from collections.abc import Iterator, Sequence
+from itertools import repeat
 
+import numpy as np
 from django.db import connection
 from django.utils import timezone
 
@@ -44,14 +45,12 @@ from refloop.insights.models import (
 )
 from refloop.insights.rollups import (
     MEMBER_FIELDS,
-    SOURCE_COLUMNS,
     TEXT_DIMENSIONS,
     _Calendar,
     _measure_sql,
     _member,
     _q,
     _upsert_sql,
-    _year_and_month_sql,
     member_values,
     sources_upsert_sql,
 )
@@ -65,12 +64,13 @@ OUTCOME_COLUMNS = tuple(name for name in MEMBER_FIELDS if name not in DIMENSION_
 MEMBER_COLUMNS = (*DIMENSION_COLUMNS, *OUTCOME_COLUMNS)
 DELTA_TABLE = "refloop_rollup_delta"
 MAX_RUNS = 200
-SOURCE_WRITE_ROWS = 20_000  # per-source sums held before they are written (bounded memory)
+SOURCE_WRITE_ROWS = 20_000  # per-source sums turned into rows and written at a time (bounded memory)
+TALLY_MAX_ROWS = 2_000_000  # member rows a SourceTally holds (about 80 MB) before it writes their sums and starts over
 SOURCE_ROWS_PER_UPSERT = 400
 FOLD_WORK_MEM = "128MB"  # PostgreSQL's work_mem while folding (hash groupings may use twice that)
 _OUTCOME_AT = tuple(MEMBER_FIELDS.index(name) for name in OUTCOME_COLUMNS)
 _PROVIDER = SourceKind.PROVIDER.value
-# _sources_fold reads the variant columns in this order, the order they close SOURCE_KEY in.
+# SourceTally writes the variant columns in this order, the order they close SOURCE_KEY in.
 assert (
     SOURCE_KEY[-len(SOURCE_SINGLE_FILTERS) :]
     == SOURCE_SINGLE_FILTERS
@@ -134,17 +134,23 @@ def id_runs(ids: Sequence[int], runs: list[list[int]] | None = None) -> list[lis
     return runs
 
 
-def fold(runs: Sequence[Sequence[int]]) -> None:
+def fold(runs: Sequence[Sequence[int]], tally: SourceTally | None = None) -> None:
     """Add the member rows whose referral ids lie in `runs` ([first, last] ranges) to the cuboids and source sums.
 
     Each range must hold only rows the caller wrote in this transaction (ids it reserved), or they are counted
-    twice. Runs inside the caller's transaction: an error rolls the sums back with the referrals.
+    twice. The per-source sums come from the member rows on PostgreSQL, and on SQLite from `tally`, which holds
+    the same rows (those it has not written already). Runs inside the caller's transaction: an error rolls the
+    sums back with the referrals.
     """
+    if (tally is None) != (connection.vendor == "postgresql"):
+        raise ValueError("fold: a SourceTally of the rows on SQLite, and none on PostgreSQL")
     if not runs:
         return
     with _sort_memory():
         for start in range(0, len(runs), MAX_RUNS):  # a bounded OR list (SQLite limits a statement's expression depth)
             _fold(runs[start : start + MAX_RUNS])
+    if tally is not None:
+        tally.write()
 
 
 @contextlib.contextmanager
@@ -181,9 +187,7 @@ def _fold(runs: Sequence[Sequence[int]]) -> None:
         try:
             for number in CUBOIDS:
                 cursor.execute(*_cuboid_upsert(number))
-            if connection.vendor == "sqlite":
-                _sources_fold(cursor, where, params)
-            else:
+            if connection.vendor == "postgresql":
                 cursor.execute(*_sources_upsert(where, params))
         finally:
             cursor.execute(f"DROP TABLE {delta}")
@@ -225,100 +229,158 @@ def _sources_upsert(where: str, params: list) -> tuple[str, list]:
     return sql, [value for branch in constants for value in (*branch, *params)]
 
 
-def _sources_fold(cursor, where: str, params: list) -> None:
-    """SQLite: the per-source sums of the member rows in the runs, as `_sources_upsert` adds them, counted in Python.
+class SourceTally:
+    """SQLite: the per-source sums of the member rows an import writes, counted in memory.
 
-    `sources_upsert_sql` sends every member row through ten UNION branches (two kinds of source, five variants) and
-    one GROUP BY with thirteen sums: SQLite took 56 s of a 1M-row import's 68 s fold there. Here SQLite groups the
-    rows once per kind of source at the finest grain (one COUNT, in source order), and Python adds each group to
-    its source's five variants (every urgency, location, clinician and payer; and each of the row's own) with the
-    running totals by month; each source's rows are upserted in key order as soon as the next source starts, so
-    memory holds one source's rows. The sums are the same (tests/insights/test_rollups_import.py holds them
-    against a recount).
+    The writer hands over each chunk's member rows (`add`); the tally keeps only the columns those sums need, as
+    NumPy integer columns (texts and months as codes), about 80 bytes a row. `write` works the sums out and upserts
+    them, and the importer calls it at the end (through `fold`), or before then when it holds TALLY_MAX_ROWS rows:
+    the sums are added to what the table holds, so writing them in parts changes nothing but the number of upserts.
+
+    For a 1M-row import, SQLite grouping the member rows once per kind of source (in source order), and Python
+    spreading each group over its five variants, took 14 s; sorting integer keys in NumPy takes a few. The sums
+    are those `sources_upsert_sql` adds (tests/insights/test_rollups_import.py holds them against a recount).
+    Imported referrals all come from referring providers: the kinds counted are the provider and the practice
+    (0: none), never another source.
     """
-    writer = _SourceWriter()
-    for kind, column in SOURCE_COLUMNS:
-        for rows in _source_sums(cursor, kind.value, column, where, params):
-            writer.add(rows)
-    writer.flush()
 
-
-class _SourceWriter:
-    """SQLite: per-source sums upserted SOURCE_ROWS_PER_UPSERT rows per statement (lib/sqlite_rows.py), on the
-    driver's connection: Django's cursor rewrites the placeholders of every statement it runs, and these are long."""
+    IDS = ("provider_id", "practice_id", "territory_id", "liaison_id", "location_id", "clinician_id")
+    TEXTS = ("specialty", "urgency", "payer")
+    KINDS = ((SourceKind.PROVIDER.value, "provider_id"), (SourceKind.PRACTICE.value, "practice_id"))
 
     def __init__(self) -> None:
-        width = len(SOURCE_KEY) + 1 + len(RUNNING_COLUMNS)
-        connection.ensure_connection()
-        table, measures = _q(SourceRollup._meta.db_table), ["received", *RUNNING_COLUMNS]
-        self.sender = RowsPerStatement(
-            connection.connection,
-            f"({', '.join(['?'] * width)})",
-            width,
-            lambda values: _upsert_sql(table, SOURCE_KEY, measures, f"VALUES {values}"),
-            SOURCE_ROWS_PER_UPSERT,
-        )
-        self.pending: list[tuple] = []
+        self.at = {name: MEMBER_COLUMNS.index(name) for name in (*self.IDS, *self.TEXTS, "month")}
+        self.columns: dict[str, list[np.ndarray]] = {name: [] for name in self.at}
+        self.codes: dict[str, dict[str, int]] = {name: {} for name in self.TEXTS}
+        self.months: dict[dt.date | str, int] = {}  # the member row's month -> year * 16 + month number
+        self.rows = 0
 
-    def add(self, rows: list[tuple]) -> None:
-        self.pending += rows
-        if len(self.pending) >= SOURCE_WRITE_ROWS:
-            self.flush()
+    @property
+    def full(self) -> bool:
+        return self.rows >= TALLY_MAX_ROWS
 
-    def flush(self) -> None:
-        rows, self.pending = self.pending, []
+    def add(self, members: Sequence[tuple]) -> None:
+        """Member rows, as ImportMembers.row makes them."""
+        if not members:
+            return
+        values = list(zip(*members, strict=True))
+        for name in self.IDS:
+            self.columns[name].append(np.array(values[self.at[name]], dtype=np.int64))
+        for name in self.TEXTS:
+            codes = self.codes[name]
+            coded = [codes[v] if v in codes else codes.setdefault(v, len(codes)) for v in values[self.at[name]]]
+            self.columns[name].append(np.array(coded, dtype=np.int64))
+        months = self.months
+        coded = [months[v] if v in months else self._month(v) for v in values[self.at["month"]]]
+        self.columns["month"].append(np.array(coded, dtype=np.int64))
+        self.rows += len(members)
+
+    def _month(self, value: dt.date | str) -> int:
+        day = value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+        self.months[value] = day.year * 16 + day.month
+        return self.months[value]
+
+    def write(self) -> None:
+        """Upsert the sums of the rows held (in the caller's transaction) and forget the rows."""
+        if not self.rows:
+            return
+        columns = {}
+        for name, parts in self.columns.items():  # one column at a time, so the parts and the whole are not all held
+            columns[name] = np.concatenate(parts)
+            parts.clear()
+        self.rows = 0
+        texts = {name: np.array(list(codes), dtype=object) for name, codes in self.codes.items()}  # code -> text
+        sender = _source_sender()
         with connection.wrap_database_errors:
-            self.sender.send(rows)
+            for kind, column in self.KINDS:
+                for rows in _tally_rows(kind, column, columns, texts):
+                    sender.send(rows)
 
 
-def _source_sums(cursor, kind: str, column: str, where: str, params: list) -> Iterator[list[tuple]]:
-    """The upsert rows of each source of one kind in turn (see _sources_fold)."""
-    member = _q(RollupMember._meta.db_table)
-    year, month = _year_and_month_sql("x.month")
-    source = f"x.{_q(column)}"
-    grain = [
-        source,
-        year,
-        "x.territory_id",
-        "x.liaison_id",
-        "x.specialty",
-        *(f"x.{_q(d)}" for d in SOURCE_SINGLE_FILTERS),
-    ]
-    cursor.execute(
-        f"SELECT {', '.join(grain)}, {month}, COUNT(*) FROM {member} x "  # noqa: S608 (names from the models)
-        f"WHERE {source} <> 0 AND ({where}) GROUP BY {', '.join(grain)}, {month} ORDER BY {source}",
-        params,
+def _tally_rows(
+    kind: str, source_column: str, columns: dict[str, np.ndarray], texts: dict[str, np.ndarray]
+) -> Iterator[list[tuple]]:
+    """The upsert rows of one kind of source (see SourceTally), SOURCE_WRITE_ROWS at a time, one variant after the
+    other, each in source order."""
+    kept = np.flatnonzero(columns[source_column])
+    if not len(kept):
+        return
+    month_code = columns["month"][kept]
+    year, month = month_code >> 4, month_code & 15
+    del month_code
+    # A context: the source, the year and what the source was counted under.
+    context, first = _groups(
+        columns[source_column][kept], year, columns["territory_id"][kept], columns["liaison_id"][kept],
+        columns["specialty"][kept],
+    )  # fmt: skip
+    at = kept[first]
+    heads = (
+        columns[source_column][at], year[first], columns["territory_id"][at], columns["liaison_id"][at],
+        texts["specialty"][columns["specialty"][at]],
+    )  # fmt: skip
+    del year, first, at
+    every = {name: ALL_TEXT if name in TEXT_DIMENSIONS else ALL_ID for name in SOURCE_SINGLE_FILTERS}
+    for variant in (None, *SOURCE_SINGLE_FILTERS):
+        if variant is None:
+            value, count = 0, 1
+        else:
+            value, first = _groups(columns[variant][kept])
+            count = len(first)
+            kept_values = columns[variant][kept[first]]
+            shown = texts[variant][kept_values] if variant in texts else kept_values
+        # One group per context and value, and its months counted: `cells` are (group, month) in order.
+        cells, counted = np.unique((context * count + value) * 13 + month, return_counts=True)
+        groups = cells // 13
+        starts = np.ones(len(groups), dtype=bool)
+        starts[1:] = groups[1:] != groups[:-1]
+        group_of_cell = np.cumsum(starts) - 1
+        first_cell = np.append(np.flatnonzero(starts), len(cells))
+        keys = groups[starts]
+        del groups, starts
+        contexts, values = keys // count, keys % count
+        for start in range(0, len(keys), SOURCE_WRITE_ROWS):
+            end = min(start + SOURCE_WRITE_ROWS, len(keys))
+            these = slice(first_cell[start], first_cell[end])
+            by_month = np.zeros((end - start, 13), dtype=np.int64)
+            by_month[group_of_cell[these] - start, cells[these] % 13] = counted[these]
+            totals = np.cumsum(by_month[:, 1:], axis=1)  # to_01 .. to_12: January, January to February, ...
+            at = contexts[start:end]
+            filters = [
+                shown[values[start:end]].tolist() if name == variant else repeat(every[name])
+                for name in SOURCE_SINGLE_FILTERS
+            ]
+            yield list(
+                zip(
+                    repeat(kind), *(head[at].tolist() for head in heads), *filters, totals[:, 11].tolist(),
+                    *totals.T.tolist(),
+                )
+            )  # fmt: skip
+
+
+def _groups(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's number among the distinct combinations of `keys` (numbered in their sort order, first key first),
+    and the index of one row of each combination."""
+    order = np.lexsort(keys[::-1])
+    starts = np.zeros(len(order), dtype=bool)
+    starts[:1] = True
+    for key in keys:
+        ordered = key[order]
+        starts[1:] |= ordered[1:] != ordered[:-1]
+    numbers = np.empty(len(order), dtype=np.int64)
+    numbers[order] = np.cumsum(starts) - 1
+    return numbers, order[starts]
+
+
+def _source_sender() -> RowsPerStatement:
+    """SQLite: per-source sums upserted SOURCE_ROWS_PER_UPSERT rows per statement (lib/sqlite_rows.py), on the
+    driver's connection: Django's cursor rewrites the placeholders of every statement it runs, and these are long."""
+    width = len(SOURCE_KEY) + 1 + len(RUNNING_COLUMNS)
+    connection.ensure_connection()
+    table, measures = _q(SourceRollup._meta.db_table), ["received", *RUNNING_COLUMNS]
+    return RowsPerStatement(
+        connection.connection,
+        f"({', '.join(['?'] * width)})",
+        width,
+        lambda values: _upsert_sql(table, SOURCE_KEY, measures, f"VALUES {values}"),
+        SOURCE_ROWS_PER_UPSERT,
     )
-    every_urgency, every_location, every_clinician, every_payer = (
-        ALL_TEXT if d in TEXT_DIMENSIONS else ALL_ID for d in SOURCE_SINGLE_FILTERS
-    )
-    current, sums = None, {}
-    while batch := cursor.fetchmany(5000):
-        for source_id, year_number, territory, liaison, specialty, urgency, location, clinician, payer, m, n in batch:
-            if source_id != current:
-                if current is not None:
-                    yield _source_rows(kind, current, sums)
-                current, sums = source_id, {}
-            for key in (
-                (year_number, territory, liaison, specialty, every_urgency, every_location, every_clinician,
-                 every_payer),
-                (year_number, territory, liaison, specialty, urgency, every_location, every_clinician, every_payer),
-                (year_number, territory, liaison, specialty, every_urgency, location, every_clinician, every_payer),
-                (year_number, territory, liaison, specialty, every_urgency, every_location, clinician, every_payer),
-                (year_number, territory, liaison, specialty, every_urgency, every_location, every_clinician, payer),
-            ):  # fmt: skip
-                months = sums.get(key)
-                if months is None:
-                    months = sums[key] = [0] * 13
-                months[m] += n
-    if current is not None:
-        yield _source_rows(kind, current, sums)
-
-
-def _source_rows(kind: str, source_id: int, sums: dict[tuple, list[int]]) -> list[tuple]:
-    """One source's rows for the upsert, in key order: received, then the running totals from January."""
-    rows = []
-    for key in sorted(sums):
-        running = list(itertools.accumulate(sums[key]))  # [0, January, January to February, ...]
-        rows.append((kind, source_id, *key, running[12], *running[1:]))
-    return rows

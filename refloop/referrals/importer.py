@@ -86,7 +86,7 @@ from refloop.lib.csvsafe import _TRIGGERS as FORMULA_TRIGGERS
 from refloop.lib.csvsafe import neutralize
 from refloop.lib.icd10 import parse_icd10_list
 from refloop.lib.npi import npi_problem
-from refloop.lib.sqlite_pragma import parallel_sorts, sqlite_pragma
+from refloop.lib.sqlite_pragma import parallel_sorts, release_freed_memory, sqlite_pragma
 from refloop.lib.sqlite_rows import RowsPerStatement
 from refloop.practice.models import Clinician, Location, ServiceLevels
 from refloop.referrals import sla
@@ -1378,6 +1378,8 @@ class _Run:
         # The rollups' member row of each referral, written with it; rollup_bulk.fold adds them up at the end.
         self.members = _Table(RollupMember, list(rollup_bulk.MEMBER_COLUMNS), self.now)
         self.member_rows = rollup_bulk.ImportMembers()
+        # SQLite: the per-source sums are counted from the member rows as they go by (PostgreSQL groups them itself).
+        self.tally = rollup_bulk.SourceTally() if connection.vendor == "sqlite" else None
         self.referral_ids: list[list[int]] = []  # the ids this run reserved and wrote, as [first, last] ranges
         ops = connection.ops
         self.db_datetime = ops.adapt_datetimefield_value
@@ -1405,6 +1407,9 @@ class _Run:
         self._referrals(fresh, patient_ids)
         self.pipeline.submit(self.writes)
         self.writes = []
+        if self.tally is not None and self.tally.full:
+            pipeline.wait()  # the tally writes on the connection: its upserts take their turn
+            self.tally.write()
 
     def _reject(self, row: _Row) -> None:
         self.report.rejected += 1
@@ -1529,6 +1534,8 @@ class _Run:
                 practice_last[practice_id] = day
         report.states.update(row.state for row in rows)
         self.writes += [(self.referrals, referral_rows), (self.events, event_rows), (self.members, member_rows)]
+        if self.tally is not None:
+            self.tally.add(member_rows)
         rollup_bulk.id_runs(ids, self.referral_ids)
         report.created += len(referral_rows)
 
@@ -1576,6 +1583,10 @@ class _Run:
                         [(self.db_date(day), pk, self.db_date(day)) for pk, day in days.items()],
                     )
         self.report.providers_to_review = list(self.directory.review.values())
+        # The rows are all in: what matched them goes now, not after the indexes and sums (a million keys seen are
+        # some 160 MB, which the sums' counting would otherwise add to).
+        self.keys_seen = set()
+        self.due_cache, self.owner_cache = {}, {}
 
 
 def _lap(report: ImportReport, name: str, since: float) -> float:
@@ -1675,7 +1686,8 @@ def referral_import(
                         if deferred.dropped:
                             deferred.rebuild()
                             lap = _lap(report, "indexes built", lap)
-                        rollup_bulk.fold(run.referral_ids)  # the dashboard's sums of the member rows written
+                        release_freed_memory()  # the large cache's pages, written by now: room for the sums' counting
+                        rollup_bulk.fold(run.referral_ids, run.tally)  # the dashboard's sums of the rows written
                         lap = _lap(report, "dashboard sums", lap)
                     audit_record(actor=by, actor_label=by_label, action="referral.import", detail=report.audit_detail())
                 else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import io
 import os
 import subprocess
@@ -582,3 +583,30 @@ def test_verbose_output_says_how_long_each_part_took(tmp_path, users, monkeypatc
     assert "already imported (skipped): 3" in quiet and "time:" not in quiet
     _, again = run(write_csv(tmp_path / "again.csv", rows), "-v", "2")
     assert "3 rows read, 0 referrals so far" in again
+
+
+def test_the_command_rests_the_garbage_collector_while_it_imports(tmp_path, users, monkeypatch):
+    from refloop.referrals.management.commands import import_referrals as command
+
+    collecting = []
+    imported = command.referral_import
+
+    def referral_import(**options):
+        collecting.append(gc.isenabled())
+        return imported(**options)
+
+    monkeypatch.setattr(command, "referral_import", referral_import)
+    source = provider()
+    assert gc.isenabled()
+    out, _ = run(write_csv(tmp_path / "ok.csv", [row(referring_npi=source.npi)]))
+    assert "created: 1 referrals" in out and gc.isenabled()
+    not_a_spreadsheet = tmp_path / "scan.csv"
+    not_a_spreadsheet.write_bytes(b"%PDF-1.7\n" + bytes(range(256)))
+    assert "Nothing was imported" in refused(not_a_spreadsheet)  # refused inside the import: the collector is back
+    assert collecting == [False, False] and gc.isenabled()
+    gc.disable()
+    try:  # a process that had it off keeps it off
+        run(write_csv(tmp_path / "more.csv", [row(referring_npi=source.npi, external_id="M")]))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
