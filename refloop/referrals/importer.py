@@ -81,7 +81,7 @@ from django.utils import timezone
 from refloop.accounts.audit import audit_record
 from refloop.directory.models import ProviderPractice, ReferringPractice, ReferringProvider
 from refloop.insights import rollup_bulk
-from refloop.insights.models import RollupMember
+from refloop.insights.models import RollupMember, SourceRollup
 from refloop.lib.csvsafe import _TRIGGERS as FORMULA_TRIGGERS
 from refloop.lib.csvsafe import neutralize
 from refloop.lib.icd10 import parse_icd10_list
@@ -1185,17 +1185,19 @@ class _DeferredIndexes:
 
     Kept one insert at a time, the 25 indexes of the referral, event and rollup-member tables cost three times what
     the rows themselves do (about 85 us a referral); built from the finished tables they cost about 24 us a row of
-    the table. So a first import of an EHR's history, or one that doubles the table, is faster this way, and a
-    smaller one is not: below `BULK_INDEX_SHARE` of the rows held (or under BULK_INDEX_MIN_ROWS) nothing changes.
+    the table. The per-source sums' covering index is the same: kept up, it doubled the cost of their upserts (2.9M
+    rows for 1M referrals), and built after them it takes a few seconds. So a first import of an EHR's history, or
+    one that doubles the table, is faster this way, and a smaller one is not: below `BULK_INDEX_SHARE` of the rows
+    held (or under BULK_INDEX_MIN_ROWS) nothing changes.
     The drop waits for the first row to insert, so a file imported before (every row already there) drops nothing.
-    Unique indexes stay (the import reads the idempotency keys and MRNs through them, and they keep their
-    guarantees), as do the patient's (it matches patients by name as it goes). It all happens in the import's
-    transaction: a failed or dry run rolls back with the indexes in place, and readers on other connections keep
-    seeing the last committed tables, indexes included (WAL). PostgreSQL keeps its indexes: dropping one there locks
-    the table against every reader until the import commits.
+    Unique indexes stay (the import reads the idempotency keys and MRNs through them, the sums' upserts find their
+    rows by theirs, and they keep their guarantees), as do the patient's (it matches patients by name as it goes).
+    It all happens in the import's transaction: a failed or dry run rolls back with the indexes in place, and
+    readers on other connections keep seeing the last committed tables, indexes included (WAL). PostgreSQL keeps
+    its indexes: dropping one there locks the table against every reader until the import commits.
     """
 
-    TABLES = (Referral, ReferralEvent, RollupMember)
+    TABLES = (Referral, ReferralEvent, RollupMember, SourceRollup)
 
     def __init__(self, expected_rows: int) -> None:
         self.expected_rows = expected_rows  # the file's line count
@@ -1218,19 +1220,23 @@ class _DeferredIndexes:
             tables = [model._meta.db_table for model in self.TABLES]
             placeholders = ", ".join(["%s"] * len(tables))
             sql = (
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
                 f"AND sql NOT LIKE 'CREATE UNIQUE%%' AND tbl_name IN ({placeholders}) ORDER BY tbl_name, name"
             )
             cursor.execute(sql, tables)
-            self.dropped = cursor.fetchall()
-            for name, _sql in self.dropped:
+            indexes = cursor.fetchall()
+            for name, _owner, _sql in indexes:
                 cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+            self.dropped = [(table, sql) for _name, table, sql in indexes]
 
-    def rebuild(self) -> None:
+    def rebuild(self, *models) -> None:
+        """Build the dropped indexes of these models' tables again, each table's once its last bulk write is done."""
+        tables = {model._meta.db_table for model in models}
         with connection.cursor() as cursor:
-            for _name, sql in self.dropped:
-                cursor.execute(sql)
-        self.dropped = []
+            for table, sql in self.dropped:
+                if table in tables:
+                    cursor.execute(sql)
+        self.dropped = [(table, sql) for table, sql in self.dropped if table not in tables]
 
 
 def _rows_in_file(path: Path, kind: str) -> int:
@@ -1684,10 +1690,11 @@ def referral_import(
                     # (peak 970 MB instead of 630 MB at 1M rows), and the sums' writes are no slower with it small.
                     with parallel_sorts():
                         if deferred.dropped:
-                            deferred.rebuild()
+                            deferred.rebuild(Referral, ReferralEvent, RollupMember)
                             lap = _lap(report, "indexes built", lap)
                         release_freed_memory()  # the large cache's pages, written by now: room for the sums' counting
                         rollup_bulk.fold(run.referral_ids, run.tally)  # the dashboard's sums of the rows written
+                        deferred.rebuild(SourceRollup)  # the per-source sums' own indexes, after their upserts
                         lap = _lap(report, "dashboard sums", lap)
                     audit_record(actor=by, actor_label=by_label, action="referral.import", detail=report.audit_detail())
                 else:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _indexes() -> set[tuple[str, str]]:
-    """(table, index definition) of the three bulk-filled tables, as the database reports them."""
+    """(table, index definition) of the bulk-filled tables, as the database reports them."""
     tables = [model._meta.db_table for model in importer._DeferredIndexes.TABLES]
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
