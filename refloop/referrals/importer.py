@@ -1600,8 +1600,8 @@ class _Run:
                         [(self.db_date(day), pk, self.db_date(day)) for pk, day in days.items()],
                     )
         self.report.providers_to_review = list(self.directory.review.values())
-        # The rows are all in: what matched them goes now, not after the indexes and sums (a million keys seen are
-        # some 160 MB, which the sums' counting would otherwise add to).
+        # The rows are all in: what matched them is let go now rather than held through the indexes and sums (a
+        # million keys seen are some 160 MB).
         self.keys_seen = set()
         self.due_cache, self.owner_cache = {}, {}
 
