@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 from collections.abc import Iterator
 
 from django.db import connection
@@ -51,7 +50,6 @@ def release_freed_memory() -> None:
     keep counting in the process's resident memory, and whatever is allocated next in its own mapping (NumPy's
     arrays) comes on top. Pages still to be written when the cache shrinks are freed only once written: call this
     after the statements that follow the shrink have run."""
-    name = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # the C library the process already runs on
     if trim is not None:
         trim(0)

@@ -1219,23 +1219,21 @@ class _DeferredIndexes:
             held = cursor.fetchone()[0] or 0
             if expected_rows < held * BULK_INDEX_SHARE:
                 return
-            tables = [model._meta.db_table for model in self.TABLES]
+            patients = Patient._meta.db_table  # of its indexes, only the one on name_key alone (see above)
+            tables = [model._meta.db_table for model in self.TABLES] + [patients]
             placeholders = ", ".join(["%s"] * len(tables))
-            sql = (
+            query = (
                 "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
                 f"AND sql NOT LIKE 'CREATE UNIQUE%%' AND tbl_name IN ({placeholders}) ORDER BY tbl_name, name"
             )
-            cursor.execute(sql, tables)
-            indexes = cursor.fetchall()
-            cursor.execute(
-                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s "
-                "AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%%'",
-                [Patient._meta.db_table],
-            )
+            cursor.execute(query, tables)
+            indexes = []
             for name, table, sql in cursor.fetchall():
-                cursor.execute(f"PRAGMA index_info({connection.ops.quote_name(name)})")
-                if [column for _seq, _cid, column in cursor.fetchall()] == ["name_key"]:
-                    indexes.append((name, table, sql))
+                if table == patients:
+                    cursor.execute(f"PRAGMA index_info({connection.ops.quote_name(name)})")
+                    if [column for _seq, _cid, column in cursor.fetchall()] != ["name_key"]:
+                        continue
+                indexes.append((name, table, sql))
             for name, _owner, _sql in indexes:
                 cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
             self.dropped = [(table, sql) for _name, table, sql in indexes]
