@@ -75,7 +75,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from refloop.accounts.audit import audit_record
@@ -134,6 +134,8 @@ PREVIEW_ROWS = 10
 SQLITE_CACHE_KB = 256 * 1024
 BULK_INDEX_MIN_ROWS = 50_000
 BULK_INDEX_SHARE = 0.5
+POSTGRES_LOCK_WAIT = "5s"  # how long a bulk import waits for the tables whose indexes it drops (_DeferredIndexes)
+POSTGRES_INDEX_MEMORY = "256MB"
 READER_PROCESS_MIN_ROWS = 20_000
 SQLITE_ROWS_PER_INSERT = 500
 DECLINED_NOTE = "Declined before import (state from the import file)."
@@ -1180,23 +1182,30 @@ def _postgres_settings() -> Iterator[None]:
 
 
 class _DeferredIndexes:
-    """SQLite, for a file about as large as the referrals already held: the secondary indexes of the tables the import
-    fills in bulk are dropped when it starts and built again, each in one sorted pass, before it commits.
+    """For a file about as large as the referrals already held: the secondary indexes of the tables the import fills
+    in bulk are dropped when it starts and built again, each in one sorted pass, before it commits; on PostgreSQL
+    the foreign keys of those tables too, added back (and so checked, one join each) after the indexes.
 
     Kept one insert at a time, the 25 indexes of the referral, event and rollup-member tables cost three times what
-    the rows themselves do (about 85 us a referral); built from the finished tables they cost about 24 us a row of
-    the table. The per-source sums' covering index is the same: kept up, it doubled the cost of their upserts (2.9M
-    rows for 1M referrals), and built after them it takes a few seconds. So a first import of an EHR's history, or
-    one that doubles the table, is faster this way, and a smaller one is not: below `BULK_INDEX_SHARE` of the rows
-    held (or under BULK_INDEX_MIN_ROWS) nothing changes.
+    the rows themselves do (about 85 us a referral on SQLite); built from the finished tables they cost about 24 us
+    a row of the table. The per-source sums' covering index is the same: kept up, it doubled the cost of their
+    upserts (2.9M rows for 1M referrals), and built after them it takes a few seconds. PostgreSQL checks each
+    foreign key of each row as it goes in (a lookup and a lock on the row referred to): nine per referral, half of
+    what copying the referrals cost. Measured at 1M rows on PostgreSQL: the import took 197 s keeping both, 130 s
+    with the indexes built at the end, 110 s with the foreign keys checked at the end too. So a first import of an
+    EHR's history, or one that doubles the table, is faster this way, and a smaller one is not: below
+    `BULK_INDEX_SHARE` of the rows held (or under BULK_INDEX_MIN_ROWS) nothing changes.
+
     The drop waits for the first row to insert, so a file imported before (every row already there) drops nothing.
     Unique indexes stay (the import reads the idempotency keys and MRNs through them, the sums' upserts find their
     rows by theirs, and they keep their guarantees). Of the patient table's, only the one on name_key alone goes
     (the name search's): the import matches patients by name as it goes, through the one on (name_key, birth_date).
     Each patient it writes was three random index inserts; without that one, writing 700,000 took 5 s less.
-    It all happens in the import's transaction: a failed or dry run rolls back with the indexes in place, and
-    readers on other connections keep seeing the last committed tables, indexes included (WAL). PostgreSQL keeps
-    its indexes: dropping one there locks the table against every reader until the import commits.
+    It all happens in the import's transaction: a failed or dry run rolls back with the indexes and keys in place.
+    On SQLite, readers on other connections keep seeing the last committed tables, indexes included (WAL). On
+    PostgreSQL, dropping an index locks its table against readers and writers until the import commits: a bulk
+    import there is an onboarding step (the README says so). The import waits at most POSTGRES_LOCK_WAIT for the
+    tables; when others hold them (a long report, say) it keeps every index and key and goes on the slower way.
     """
 
     TABLES = (Referral, ReferralEvent, RollupMember, SourceRollup)
@@ -1204,28 +1213,35 @@ class _DeferredIndexes:
     def __init__(self, expected_rows: int) -> None:
         self.expected_rows = expected_rows  # the file's line count
         self.decided = False
-        self.dropped: list[tuple[str, str]] = []
+        self.dropped: list[tuple[str, str]] = []  # (table, the statement that makes the index or key again)
 
     def drop(self) -> None:
         """Called before the import's first insert (never for a file that holds nothing new); acts once."""
         if self.decided:
             return
         self.decided = True
-        expected_rows = self.expected_rows
-        if connection.vendor != "sqlite" or expected_rows < BULK_INDEX_MIN_ROWS:
+        if self.expected_rows < BULK_INDEX_MIN_ROWS:
             return
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT MAX(id) FROM {_table(Referral)}")  # noqa: S608 (a model's table)
             held = cursor.fetchone()[0] or 0
-            if expected_rows < held * BULK_INDEX_SHARE:
-                return
-            patients = Patient._meta.db_table  # of its indexes, only the one on name_key alone (see above)
-            tables = [model._meta.db_table for model in self.TABLES] + [patients]
-            placeholders = ", ".join(["%s"] * len(tables))
-            query = (
-                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
-                f"AND sql NOT LIKE 'CREATE UNIQUE%%' AND tbl_name IN ({placeholders}) ORDER BY tbl_name, name"
-            )
+        if self.expected_rows < held * BULK_INDEX_SHARE:
+            return
+        tables = [model._meta.db_table for model in self.TABLES]
+        if connection.vendor == "sqlite":
+            self._drop_sqlite(tables)
+        else:
+            self._drop_postgresql(tables)
+
+    def _drop_sqlite(self, tables: list[str]) -> None:
+        patients = Patient._meta.db_table  # of its indexes, only the one on name_key alone (see above)
+        tables = [*tables, patients]
+        placeholders = ", ".join(["%s"] * len(tables))
+        query = (
+            "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
+            f"AND sql NOT LIKE 'CREATE UNIQUE%%' AND tbl_name IN ({placeholders}) ORDER BY tbl_name, name"
+        )
+        with connection.cursor() as cursor:
             cursor.execute(query, tables)
             indexes = []
             for name, table, sql in cursor.fetchall():
@@ -1236,16 +1252,69 @@ class _DeferredIndexes:
                 indexes.append((name, table, sql))
             for name, _owner, _sql in indexes:
                 cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
-            self.dropped = [(table, sql) for _name, table, sql in indexes]
+        self.dropped = [(table, sql) for _name, table, sql in indexes]
+
+    def _drop_postgresql(self, tables: list[str]) -> None:
+        quote = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.relname, t.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+                "WHERE NOT i.indisunique AND (i.indrelid = ANY(%s::regclass[]) OR (i.indrelid = %s::regclass "
+                "AND i.indnatts = 1 AND pg_get_indexdef(i.indexrelid, 1, true) = 'name_key')) ORDER BY 2, 1",
+                [tables, Patient._meta.db_table],
+            )
+            indexes = cursor.fetchall()
+            cursor.execute(
+                "SELECT conname, conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE contype = 'f' AND conrelid = ANY(%s::regclass[]) ORDER BY 2, 1",
+                [tables],
+            )
+            keys = cursor.fetchall()
+            cursor.execute("SELECT current_setting('lock_timeout')")
+            before = cursor.fetchone()[0]
+            try:
+                with transaction.atomic():  # a savepoint: a lock not had in time undoes only this
+                    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [POSTGRES_LOCK_WAIT])
+                    for name, _table, _sql in indexes:
+                        cursor.execute(f"DROP INDEX {quote(name)}")
+                    for name, table, _definition in keys:
+                        cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
+            except OperationalError:  # another session holds a table: keep it all, go on the slower way
+                return
+            finally:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [before])
+        self.dropped = [(table, sql) for _name, table, sql in indexes] + [
+            (table, f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
+            for name, table, definition in keys
+        ]
 
     def rebuild(self, *models) -> None:
-        """Build the dropped indexes of these models' tables again, each table's once its last bulk write is done."""
+        """Build the dropped indexes of these models' tables again, each table's once its last bulk write is done;
+        then add their foreign keys back (PostgreSQL checks every row against them as it does)."""
         tables = {model._meta.db_table for model in models}
-        with connection.cursor() as cursor:
+        with connection.cursor() as cursor, _maintenance_memory():
             for table, sql in self.dropped:
                 if table in tables:
                     cursor.execute(sql)
         self.dropped = [(table, sql) for table, sql in self.dropped if table not in tables]
+
+
+@contextlib.contextmanager
+def _maintenance_memory() -> Iterator[None]:
+    """PostgreSQL: room to sort an index of a million rows in memory while it is built (the default is 64 MB)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('maintenance_work_mem'), set_config('maintenance_work_mem', %s, true)",
+            [POSTGRES_INDEX_MEMORY],
+        )
+        before = cursor.fetchone()[0]
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [before])
 
 
 def _rows_in_file(path: Path, kind: str) -> int:
@@ -1393,8 +1462,8 @@ class _Run:
         # The rollups' member row of each referral, written with it; rollup_bulk.fold adds them up at the end.
         self.members = _Table(RollupMember, list(rollup_bulk.MEMBER_COLUMNS), self.now)
         self.member_rows = rollup_bulk.ImportMembers()
-        # SQLite: the per-source sums are counted from the member rows as they go by (PostgreSQL groups them itself).
-        self.tally = rollup_bulk.SourceTally() if connection.vendor == "sqlite" else None
+        # The per-source sums are counted from the member rows as they go by.
+        self.tally = rollup_bulk.SourceTally()
         self.referral_ids: list[list[int]] = []  # the ids this run reserved and wrote, as [first, last] ranges
         ops = connection.ops
         self.db_datetime = ops.adapt_datetimefield_value
@@ -1422,7 +1491,7 @@ class _Run:
         self._referrals(fresh, patient_ids)
         self.pipeline.submit(self.writes)
         self.writes = []
-        if self.tally is not None and self.tally.full:
+        if self.tally.full:
             pipeline.wait()  # the tally writes on the connection: its upserts take their turn
             self.tally.write()
 
@@ -1549,8 +1618,7 @@ class _Run:
                 practice_last[practice_id] = day
         report.states.update(row.state for row in rows)
         self.writes += [(self.referrals, referral_rows), (self.events, event_rows), (self.members, member_rows)]
-        if self.tally is not None:
-            self.tally.add(member_rows)
+        self.tally.add(member_rows)
         rollup_bulk.id_runs(ids, self.referral_ids)
         report.created += len(referral_rows)
 

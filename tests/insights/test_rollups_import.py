@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -150,8 +149,8 @@ def test_many_sources_over_several_years_are_summed_as_a_recount_sums_them(tmp_p
     # next source's meet across writes; the second file adds to rows the first one wrote.
     monkeypatch.setattr("refloop.insights.rollup_bulk.SOURCE_WRITE_ROWS", 3)
     monkeypatch.setattr("refloop.insights.rollup_bulk.SOURCE_ROWS_PER_UPSERT", 2)  # and statements of 1 or 2 rows
-    # On SQLite the sums are counted from a tally of the rows: in parts, it is written each time it holds 7 rows or
-    # more (after a chunk of 10), and the parts add up.
+    # The sums are counted from a tally of the rows: in parts, it is written each time it holds 7 rows or more
+    # (after a chunk of 10), and the parts add up.
     monkeypatch.setattr("refloop.insights.rollup_bulk.TALLY_MAX_ROWS", tally_rows)
     monkeypatch.setattr("refloop.referrals.importer.CHUNK_ROWS", 10)
     written = []
@@ -184,10 +183,8 @@ def test_many_sources_over_several_years_are_summed_as_a_recount_sums_them(tmp_p
     referral_import(path=write_csv(tmp_path / "first.csv", rows("F", 40)), by=users["coordinator"])
     report = referral_import(path=write_csv(tmp_path / "second.csv", rows("S", 60)), by=users["coordinator"])
     assert report.created == 60
-    if connection.vendor == "sqlite":  # each import's rows once, all in its last write or 10 at a time
-        assert written == ([40, 60] if tally_rows > 100 else [10] * 4 + [0] + [10] * 6 + [0])
-    else:
-        assert written == []
+    # Each import's rows once, all in its last write or 10 at a time.
+    assert written == ([40, 60] if tally_rows > 100 else [10] * 4 + [0] + [10] * 6 + [0])
     assert SourceRollup.objects.filter(kind="practice").exists()
     assert SourceRollup.objects.values("year").distinct().count() == 3
     assert_rollups_match_recount()
