@@ -135,7 +135,6 @@ SQLITE_CACHE_KB = 256 * 1024
 BULK_INDEX_MIN_ROWS = 50_000
 BULK_INDEX_SHARE = 0.5
 POSTGRES_LOCK_WAIT = "5s"  # how long a bulk import waits for the tables whose indexes it drops (_DeferredIndexes)
-POSTGRES_INDEX_MEMORY = "256MB"
 READER_PROCESS_MIN_ROWS = 20_000
 SQLITE_ROWS_PER_INSERT = 500
 DECLINED_NOTE = "Declined before import (state from the import file)."
@@ -1289,32 +1288,20 @@ class _DeferredIndexes:
             for name, table, definition in keys
         ]
 
+    def holds(self, model) -> bool:
+        """PostgreSQL: whether this import holds the model's table alone until it commits (it dropped an index of it,
+        which locks the table to the end of the transaction). Asked once the indexes are dropped."""
+        return connection.vendor == "postgresql" and any(t == model._meta.db_table for t, _sql in self.dropped)
+
     def rebuild(self, *models) -> None:
         """Build the dropped indexes of these models' tables again, each table's once its last bulk write is done;
         then add their foreign keys back (PostgreSQL checks every row against them as it does)."""
         tables = {model._meta.db_table for model in models}
-        with connection.cursor() as cursor, _maintenance_memory():
+        with connection.cursor() as cursor:
             for table, sql in self.dropped:
                 if table in tables:
                     cursor.execute(sql)
         self.dropped = [(table, sql) for table, sql in self.dropped if table not in tables]
-
-
-@contextlib.contextmanager
-def _maintenance_memory() -> Iterator[None]:
-    """PostgreSQL: room to sort an index of a million rows in memory while it is built (the default is 64 MB)."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT current_setting('maintenance_work_mem'), set_config('maintenance_work_mem', %s, true)",
-            [POSTGRES_INDEX_MEMORY],
-        )
-        before = cursor.fetchone()[0]
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [before])
 
 
 def _rows_in_file(path: Path, kind: str) -> int:
@@ -1486,6 +1473,7 @@ class _Run:
         if fresh and not self.deferred.decided:
             pipeline.wait()  # nothing else runs on the connection beside a DROP INDEX
             self.deferred.drop()  # once, before the first insert: a file imported before drops nothing
+            self.tally.exclusive = self.deferred.holds(SourceRollup)
         pipeline.wait_for_patients()  # a patient of the chunk before may be one of this chunk's
         patient_ids = self._patients(fresh)
         self._referrals(fresh, patient_ids)

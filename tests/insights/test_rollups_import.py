@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -143,8 +144,14 @@ def test_a_dry_run_leaves_the_rollups_as_they_were(tmp_path, users):
     assert_rollups_match_recount()
 
 
-@pytest.mark.parametrize("tally_rows", [rollup_bulk.TALLY_MAX_ROWS, 7], ids=["counted-at-the-end", "counted-in-parts"])
-def test_many_sources_over_several_years_are_summed_as_a_recount_sums_them(tmp_path, users, monkeypatch, tally_rows):
+@pytest.mark.parametrize(
+    ("tally_rows", "bulk"),
+    [(rollup_bulk.TALLY_MAX_ROWS, False), (7, False), (7, True)],
+    ids=["counted-at-the-end", "counted-in-parts", "counted-in-parts-in-bulk"],
+)
+def test_many_sources_over_several_years_are_summed_as_a_recount_sums_them(
+    tmp_path, users, monkeypatch, tally_rows, bulk
+):
     # The per-source sums are written a few rows at a time here (SOURCE_WRITE_ROWS), so a source's rows and the
     # next source's meet across writes; the second file adds to rows the first one wrote.
     monkeypatch.setattr("refloop.insights.rollup_bulk.SOURCE_WRITE_ROWS", 3)
@@ -156,6 +163,13 @@ def test_many_sources_over_several_years_are_summed_as_a_recount_sums_them(tmp_p
     written = []
     write = rollup_bulk.SourceTally.write
     monkeypatch.setattr(rollup_bulk.SourceTally, "write", lambda tally: (written.append(tally.rows), write(tally)))
+    # In bulk (the indexes built at the end), PostgreSQL holds the sums' table alone: a write whose sources have no
+    # row yet copies its rows straight in, and the others add theirs.
+    monkeypatch.setattr("refloop.referrals.importer.BULK_INDEX_MIN_ROWS", 5 if bulk else 10**9)
+    copied_in = []
+    writer = rollup_bulk._source_writer
+    monkeypatch.setattr(rollup_bulk, "_source_writer", lambda new_only=False: (copied_in.append(new_only),
+                                                                                writer(new_only))[1])  # fmt: skip
     territory = Territory.objects.create(name="East", liaison=users["liaison"])
     offices = [practice(), practice()]
     sources = []
@@ -185,6 +199,8 @@ def test_many_sources_over_several_years_are_summed_as_a_recount_sums_them(tmp_p
     assert report.created == 60
     # Each import's rows once, all in its last write or 10 at a time.
     assert written == ([40, 60] if tally_rows > 100 else [10] * 4 + [0] + [10] * 6 + [0])
+    straight_in = bulk and connection.vendor == "postgresql"  # the first write of the first file, no other
+    assert copied_in == [straight_in] + [False] * (len([rows for rows in written if rows]) - 1)
     assert SourceRollup.objects.filter(kind="practice").exists()
     assert SourceRollup.objects.values("year").distinct().count() == 3
     assert_rollups_match_recount()

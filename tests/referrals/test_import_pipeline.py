@@ -68,14 +68,20 @@ def test_patients_and_keys_are_matched_across_chunks_written_beside_the_next(tmp
         # chunk 4: that patient by the MRN chunk 3 gave them; a key imported before this file
         row(referring_npi=source.npi, external_id="E6", **patient("Cleo", "Known", "1950-03-03", "C9")),
         row(referring_npi=source.npi, external_id="OLD"),
+        # chunk 5: a new patient with no MRN; chunk 6: the file gives them one; chunk 7: found by it
+        row(referring_npi=source.npi, external_id="E8", **patient("Dan", "Dore", "1990-04-04")),
+        row(referring_npi=source.npi, external_id="E9", **patient("Eve", "Ely", "1991-05-05")),
+        row(referring_npi=source.npi, external_id="E10", **patient("Dan", "Dore", "1990-04-04", "D4")),
+        row(referring_npi=source.npi, external_id="E11", **patient("Eve", "Ely", "1991-05-05")),
+        row(referring_npi=source.npi, external_id="E12", **patient("Dan", "Dore", "1990-04-04", "D4")),
     ]
     slow = _SlowWriter(monkeypatch)
     patients_before = Patient.objects.count()
     with connection.execute_wrapper(slow):
         report = referral_import(path=write_csv(tmp_path / "history.csv", rows), by=users["coordinator"])
     assert report.committed
-    assert (report.created, report.repeated_in_file, report.already_imported) == (6, 1, 1)
-    assert report.patients_created == 2 and Patient.objects.count() == patients_before + 2
+    assert (report.created, report.repeated_in_file, report.already_imported) == (11, 1, 1)
+    assert report.patients_created == 4 and Patient.objects.count() == patients_before + 4
     by_key = {r.external_id: r.patient for r in Referral.objects.select_related("patient")}
     ann, bob = by_key["E0"], by_key["E1"]
     assert by_key["E2"] == ann and ann.mrn == "A1"
@@ -83,6 +89,10 @@ def test_patients_and_keys_are_matched_across_chunks_written_beside_the_next(tmp
     assert by_key["E5"] == by_key["E6"] == known
     known.refresh_from_db()
     assert known.mrn == "C9"
+    dan = by_key["E8"]
+    assert by_key["E10"] == by_key["E12"] == dan and dan.mrn == "D4"
+    assert by_key["E11"] == by_key["E9"] != dan
+    assert report.patients_matched == 7  # E2 E3 E5 E6 E10 E11 E12: on file, or made by an earlier chunk
     if connection.vendor == "sqlite":
         assert slow.lookups_beside > 0  # the lookups did run while referrals were going in
     else:
