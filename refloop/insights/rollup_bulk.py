@@ -53,6 +53,7 @@ from refloop.insights.rollups import (
     _upsert_sql,
     member_values,
 )
+from refloop.lib.pg_copy import column_types
 from refloop.lib.sqlite_rows import RowsPerStatement
 
 DIMENSION_COLUMNS = (
@@ -409,12 +410,14 @@ def _source_writer(new_only: bool = False) -> Iterator[Callable[[list[tuple]], N
     delta = _q(SOURCE_DELTA_TABLE)
     target = table if new_only else delta
     with raw.cursor() as cursor:
+        types = column_types(cursor, SourceRollup._meta.db_table, [*SOURCE_KEY, *measures])
         if not new_only:
             cursor.execute(f"DROP TABLE IF EXISTS {delta}")
             cursor.execute(f"CREATE TEMPORARY TABLE {delta} AS SELECT {columns} FROM {table} WITH NO DATA")  # noqa: S608
 
         def send(rows: list[tuple]) -> None:
             with cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:  # noqa: S608 (a model's columns)
+                copy.set_types(types)
                 for row in rows:
                     copy.write_row(row)
 

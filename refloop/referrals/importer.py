@@ -86,6 +86,7 @@ from refloop.lib.csvsafe import _TRIGGERS as FORMULA_TRIGGERS
 from refloop.lib.csvsafe import neutralize
 from refloop.lib.icd10 import parse_icd10_list
 from refloop.lib.npi import npi_problem
+from refloop.lib.pg_copy import column_types
 from refloop.lib.sqlite_pragma import parallel_sorts, release_freed_memory, sqlite_pragma
 from refloop.lib.sqlite_rows import RowsPerStatement
 from refloop.practice.models import Clinician, Location, ServiceLevels
@@ -994,12 +995,15 @@ class _Table:
         constants = tuple(f.get_db_prep_save(run_value(f), connection) for f in others)
         self.model = model
         quote = connection.ops.quote_name
-        names = ", ".join(quote(model._meta.get_field(c).column) for c in columns + [f.attname for f in others])
+        db_columns = [model._meta.get_field(c).column for c in columns + [f.attname for f in others]]
+        names = ", ".join(quote(c) for c in db_columns)
         table = quote(model._meta.db_table)
         self.postgresql = connection.vendor == "postgresql"
         if self.postgresql:
             self.constants = constants
             self.sql = f"COPY {table} ({names}) FROM STDIN"
+            with connection.cursor() as cursor:
+                self.types = column_types(cursor, model._meta.db_table, db_columns)
         else:
             # The other columns hold the same value on every row (defaults, the run's time, who runs it; never the
             # file's data): written into the statement once, so each row binds only its own values. The driver's
@@ -1017,6 +1021,7 @@ class _Table:
         if self.postgresql:
             constants = self.constants
             with raw.cursor() as cursor, cursor.copy(self.sql) as copy:
+                copy.set_types(self.types)
                 for row in rows:
                     copy.write_row(row + constants)
             return
@@ -1117,9 +1122,10 @@ def _reserve_ids(model, count: int) -> list[int]:
     table = model._meta.db_table
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count]
-            )
+            # The sequence named once: looked up in the nextval of each row, it cost four times the ids (10 ms a chunk).
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            sequence = cursor.fetchone()[0]
+            cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count])
             return [pk for (pk,) in cursor.fetchall()]
         cursor.execute("UPDATE sqlite_sequence SET seq = seq WHERE name = %s", [table])  # take the write lock
         cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(table)}")  # noqa: S608 (a model's table)
