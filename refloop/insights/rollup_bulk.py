@@ -228,8 +228,8 @@ class SourceTally:
 
     For a 1M-row import, SQLite grouping the member rows once per kind of source (in source order), and Python
     spreading each group over its five variants, took 14 s; PostgreSQL's one grouping of the ten million rows of
-    all the variants took 20 s; sorting integer keys in NumPy takes a few. The sums
-    are those `sources_upsert_sql` adds (tests/insights/test_rollups_import.py holds them against a recount).
+    all the variants took 20 s; sorting integer keys in NumPy takes a few. The sums are those
+    `sources_upsert_sql` adds (tests/insights/test_rollups_import.py holds them against a recount).
     Imported referrals all come from referring providers: the kinds counted are the provider and the practice
     (0: none), never another source.
     """
