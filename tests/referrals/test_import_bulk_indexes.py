@@ -141,8 +141,9 @@ def test_on_postgresql_a_large_import_that_cannot_have_the_tables_soon_keeps_eve
     before = _indexes()
     settings = connection.settings_dict
     other = psycopg.connect(
-        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"], dbname=settings["NAME"]
-    )
+        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"],
+        password=settings["PASSWORD"] or None, dbname=settings["NAME"],
+    )  # fmt: skip
     try:
         other.execute(f"LOCK TABLE {Referral._meta.db_table} IN ACCESS SHARE MODE")  # as any SELECT holds it
         statements = _Statements()
