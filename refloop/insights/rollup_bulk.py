@@ -153,8 +153,8 @@ def fold(runs: Sequence[Sequence[int]], tally: SourceTally) -> None:
 @contextlib.contextmanager
 def _sort_memory() -> Iterator[None]:
     """PostgreSQL: room to group a million member rows in memory. With the default 4 MB the server spilled every
-    grouping of a 1M-row import to disk (66 MB for the delta table, 290 MB for the source sums), for one import
-    at a time and in the server process, so the import's own memory does not grow."""
+    grouping of a 1M-row import to disk (66 MB for the delta table), and the sort of the per-source sums' upsert
+    too, for one import at a time and in the server process, so the import's own memory does not grow."""
     if connection.vendor != "postgresql":
         yield
         return

@@ -1276,19 +1276,21 @@ class _DeferredIndexes:
                 [tables],
             )
             keys = cursor.fetchall()
-            cursor.execute("SELECT current_setting('lock_timeout')")
-            before = cursor.fetchone()[0]
             try:
-                with transaction.atomic():  # a savepoint: a lock not had in time undoes only this
-                    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [POSTGRES_LOCK_WAIT])
+                # A savepoint: a lock not had in time undoes only this, the wait allowed included.
+                with transaction.atomic():
+                    cursor.execute(
+                        "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
+                        [POSTGRES_LOCK_WAIT],
+                    )
+                    before = cursor.fetchone()[0]
                     for name, _table, _sql in indexes:
                         cursor.execute(f"DROP INDEX {quote(name)}")
                     for name, table, _definition in keys:
                         cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
+                    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [before])
             except OperationalError:  # another session holds a table: keep it all, go on the slower way
                 return
-            finally:
-                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [before])
         self.dropped = [(table, sql) for _name, table, sql in indexes] + [
             (table, f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
             for name, table, definition in keys
